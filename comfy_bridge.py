@@ -1,0 +1,142 @@
+"""The one place that touches ComfyUI: device, progress, interrupt and folders.
+
+Inside ComfyUI these delegate to `comfy.model_management`, `comfy.utils` and `folder_paths`;
+headless (CLI, tests, batch) they fall back to plain behaviour. Nothing here imports ComfyUI
+at module import time, so the pack loads with only its declared dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_output_directory: Path | None = None
+_input_directory: Path | None = None
+_progress_listener: Callable[[str, int, int], None] | None = None
+
+
+def in_comfyui() -> bool:
+    """True when running inside a ComfyUI server process."""
+    return "comfy.model_management" in sys.modules or "folder_paths" in sys.modules
+
+
+def _comfy(module: str) -> Any | None:
+    if not in_comfyui():
+        return None
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        return None
+
+
+def torch_device() -> torch.device:
+    """ComfyUI's device (honours `--cpu`), else CUDA when available, else CPU.
+
+    `MOTIONSIGHT_DEVICE` overrides it headless (e.g. `cpu` to keep a GPU free).
+    """
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        return mm.get_torch_device()
+    forced = os.environ.get("MOTIONSIGHT_DEVICE")
+    if forced:
+        return torch.device(forced)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device() -> torch.device:
+    mm = _comfy("comfy.model_management")
+    return mm.unet_offload_device() if mm is not None else torch.device("cpu")
+
+
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's interrupt exception when the user pressed cancel (no-op headless)."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """A progress bar: ComfyUI's in the editor, a callback headless (the engine prints it)."""
+
+    def __init__(self, total: int, description: str = "") -> None:
+        self.total = max(int(total), 1)
+        self.done = 0
+        self.description = description
+        utils = _comfy("comfy.utils")
+        self._bar = utils.ProgressBar(self.total) if utils is not None else None
+
+    def update(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        if self._bar is not None:
+            self._bar.update(n)  # also where ComfyUI's cancel takes effect
+        elif _progress_listener is not None:
+            _progress_listener(self.description, self.done, self.total)
+        throw_if_interrupted()
+
+
+def set_progress_listener(listener: Callable[[str, int, int], None] | None) -> None:
+    """Headless: receive (description, done, total) for every progress update."""
+    global _progress_listener
+    _progress_listener = listener
+
+
+def set_output_directory(path: str | os.PathLike | None) -> None:
+    """Headless: choose the folder that save nodes write into."""
+    global _output_directory
+    _output_directory = Path(path).resolve() if path is not None else None
+
+
+def set_input_directory(path: str | os.PathLike | None) -> None:
+    """Headless: choose the folder that bare file names are looked up in."""
+    global _input_directory
+    _input_directory = Path(path).resolve() if path is not None else None
+
+
+def output_directory() -> Path:
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        return Path(fp.get_output_directory()).resolve()
+    return _output_directory or (Path.cwd() / "motionsight_output").resolve()
+
+
+def input_directory() -> Path | None:
+    fp = _comfy("folder_paths")
+    if fp is not None:
+        return Path(fp.get_input_directory()).resolve()
+    return _input_directory
+
+
+def resolve_input_file(name: str) -> Path:
+    """A path as given, or a name inside ComfyUI's input folder (headless: the input folder set)."""
+    path = Path(os.path.expanduser(name))
+    if path.is_absolute() or path.exists():
+        return path
+    base = input_directory()
+    if base is not None and (base / name).exists():
+        return base / name
+    return path
+
+
+def models_directory(kind: str) -> Path | None:
+    """ComfyUI's `models/<kind>` folder (registered on first use), or None headless."""
+    fp = _comfy("folder_paths")
+    if fp is None:
+        return None
+    folder = Path(fp.models_dir) / kind
+    if kind not in fp.folder_names_and_paths:
+        fp.folder_names_and_paths[kind] = ([str(folder)], set())
+    return folder
+
+
+def safe_output_path(relative: str | os.PathLike) -> Path:
+    """Resolve `relative` inside the output folder; refuse anything that would escape it."""
+    root = output_directory()
+    target = (root / relative).resolve()
+    if target != root and root not in target.parents:
+        raise ValueError(f"output path {str(relative)!r} escapes the output folder {root}")
+    return target

@@ -1,0 +1,144 @@
+"""Output nodes: write visual-prompt frames, a contact sheet and a manifest to the output folder."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import cv2
+import numpy as np
+import torch
+
+from ..comfy_bridge import output_directory, safe_output_path
+from ..video import VideoClip
+
+_PREFIX_OK = re.compile(r"^[\w\-. /]+$")
+
+
+def contact_sheet(
+    images: torch.Tensor,
+    original: torch.Tensor | None = None,
+    labels: list[str] | None = None,
+    columns: int = 4,
+    cell_side: int = 320,
+) -> np.ndarray:
+    """Tile frames into one RGB uint8 image; with `original`, each cell shows original | prompt.
+
+    images: `[N, H, W, 3]` float 0..1. Returns `[H', W', 3]` uint8.
+    """
+    def thumbs(batch: torch.Tensor) -> torch.Tensor:
+        scale = cell_side / max(batch.shape[1:3])
+        size = (max(1, round(batch.shape[1] * scale)), max(1, round(batch.shape[2] * scale)))
+        resized = torch.nn.functional.interpolate(batch.permute(0, 3, 1, 2), size=size, mode="area")
+        return resized.permute(0, 2, 3, 1)
+
+    cells = thumbs(images)
+    if original is not None:
+        if original.shape[0] != images.shape[0]:
+            raise ValueError(f"original has {original.shape[0]} frames, the prompt stream {images.shape[0]}")
+        gap = torch.ones(cells.shape[0], cells.shape[1], 4, 3)
+        cells = torch.cat([thumbs(original), gap, cells], dim=2)
+    n, h, w, _ = cells.shape
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    pad = 6
+    sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
+    pixels = (cells.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    for i in range(n):  # a handful of thumbnails: placing them is bookkeeping, not pixel work
+        y, x = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
+        sheet[y : y + h, x : x + w] = pixels[i]
+        if labels:
+            cv2.putText(sheet, labels[i], (x + 4, y + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(sheet, labels[i], (x + 4, y + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return sheet
+
+
+def _write_png(path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def _next_run_folder(prefix: str):
+    """`<output>/<prefix>_00001`, the first number not yet taken (never overwrites a run)."""
+    parent = safe_output_path(prefix).parent
+    stem = safe_output_path(prefix).name
+    parent.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in parent.glob(f"{stem}_*") if (m := re.fullmatch(re.escape(stem) + r"_(\d+)", p.name))]
+    folder = parent / f"{stem}_{max(taken, default=0) + 1:05d}"
+    folder.mkdir()
+    return folder
+
+
+class MotionSightSaveFrames:
+    DESCRIPTION = (
+        "Save a visual-prompt stream: every frame as PNG, a contact sheet (side by side with the "
+        "original frames when connected) and a JSON manifest, in a new numbered folder under the "
+        "output folder."
+    )
+    CATEGORY = "MotionSight/output"
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The frames to save (a visual-prompt stream)."}),
+                "filename_prefix": (
+                    "STRING",
+                    {"default": "motionsight/trails", "tooltip": "Folder name (may contain sub-folders) inside the output folder."},
+                ),
+            },
+            "optional": {
+                "original": ("IMAGE", {"tooltip": "The original sampled frames, shown beside each frame in the contact sheet."}),
+                "video": ("MOTIONSIGHT_VIDEO", {"tooltip": "The video handle, to record its source, frame indices and times."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix: str = "", **_: object) -> bool | str:
+        if not filename_prefix or not _PREFIX_OK.match(filename_prefix) or ".." in filename_prefix.split("/"):
+            return f"filename_prefix {filename_prefix!r} must be a relative name (letters, digits, - _ . /) without '..'"
+        if filename_prefix.startswith("/"):
+            return f"filename_prefix {filename_prefix!r} must be relative to the output folder"
+        return True
+
+    def save(self, images: torch.Tensor, filename_prefix: str, original: torch.Tensor | None = None, video: VideoClip | None = None):
+        folder = _next_run_folder(filename_prefix)
+        frames = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        frame_files = []
+        for i, frame in enumerate(frames):
+            path = folder / f"frame_{i:03d}.png"
+            _write_png(path, frame)
+            frame_files.append(path)
+        labels = [f"Frame{i}" for i in range(len(frames))]
+        manifest: dict = {"frames": [p.name for p in frame_files], "count": len(frames), "height": int(images.shape[1]), "width": int(images.shape[2])}
+        if video is not None and len(video.sampling.indices) == len(frames):
+            labels = [f"Frame{i} {t:.1f}s" for i, t in enumerate(video.sampling.timestamps)]
+            manifest.update(
+                source=video.info.path,
+                fps=video.info.fps,
+                frame_indices=list(video.sampling.indices),
+                timestamps=[round(t, 3) for t in video.sampling.timestamps],
+            )
+        sheet_path = folder / "contact_sheet.png"
+        _write_png(sheet_path, contact_sheet(images, original, labels))
+        manifest["contact_sheet"] = sheet_path.name
+        manifest_path = folder / "manifest.json"
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+        subfolder = str(folder.relative_to(output_directory()))
+        return {
+            "ui": {
+                "images": [{"filename": sheet_path.name, "subfolder": subfolder, "type": "output"}],
+                "folder": [str(folder)],
+                "frames": [str(p) for p in frame_files],
+                "contact_sheet": [str(sheet_path)],
+                "manifest": [str(manifest_path)],
+            },
+            "result": (),
+        }
+
+
+NODE_CLASS_MAPPINGS = {"MotionSightSaveFrames": MotionSightSaveFrames}
+NODE_DISPLAY_NAME_MAPPINGS = {"MotionSightSaveFrames": "Save Visual Prompt (MotionSight)"}
