@@ -79,6 +79,11 @@ class Progress:
         throw_if_interrupted()
 
 
+def progress_listener() -> Callable[[str, int, int], None] | None:
+    """The headless progress listener in force (None when none is set)."""
+    return _progress_listener
+
+
 def set_progress_listener(listener: Callable[[str, int, int], None] | None) -> None:
     """Headless: receive (description, done, total) for every progress update."""
     global _progress_listener

@@ -31,8 +31,12 @@ def mask_to_kernel(mask: torch.Tensor, num_frames: int, height: int, width: int)
     if mask.ndim != 3:
         raise ValueError(f"expected a MASK [B, H, W], got shape {tuple(mask.shape)}")
     if mask.shape[0] not in (1, num_frames):
-        raise ValueError(f"MASK has {mask.shape[0]} frames for {num_frames} images; give one or one per frame")
+        raise ValueError(
+            f"MASK has {mask.shape[0]} frames for {num_frames} images; give one or one per frame"
+        )
     mask = mask.unsqueeze(1)
     if mask.shape[-2:] != (height, width):
-        mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+        mask = torch.nn.functional.interpolate(
+            mask, size=(height, width), mode="bilinear", align_corners=False
+        )
     return mask.expand(num_frames, 1, height, width)

@@ -26,6 +26,7 @@ def contact_sheet(
 
     images: `[N, H, W, 3]` float 0..1. Returns `[H', W', 3]` uint8.
     """
+
     def thumbs(batch: torch.Tensor) -> torch.Tensor:
         scale = cell_side / max(batch.shape[1:3])
         size = (max(1, round(batch.shape[1] * scale)), max(1, round(batch.shape[2] * scale)))
@@ -35,7 +36,9 @@ def contact_sheet(
     cells = thumbs(images)
     if original is not None:
         if original.shape[0] != images.shape[0]:
-            raise ValueError(f"original has {original.shape[0]} frames, the prompt stream {images.shape[0]}")
+            raise ValueError(
+                f"original has {original.shape[0]} frames, the prompt stream {images.shape[0]}"
+            )
         gap = torch.ones(cells.shape[0], cells.shape[1], 4, 3)
         cells = torch.cat([thumbs(original), gap, cells], dim=2)
     n, h, w, _ = cells.shape
@@ -48,8 +51,26 @@ def contact_sheet(
         y, x = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
         sheet[y : y + h, x : x + w] = pixels[i]
         if labels:
-            cv2.putText(sheet, labels[i], (x + 4, y + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(sheet, labels[i], (x + 4, y + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                sheet,
+                labels[i],
+                (x + 4, y + 18),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5,
+                (0, 0, 0),
+                3,
+                cv2.LINE_AA,
+            )
+            cv2.putText(
+                sheet,
+                labels[i],
+                (x + 4, y + 18),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     return sheet
 
 
@@ -63,7 +84,11 @@ def _next_run_folder(prefix: str):
     parent = safe_output_path(prefix).parent
     stem = safe_output_path(prefix).name
     parent.mkdir(parents=True, exist_ok=True)
-    taken = [int(m.group(1)) for p in parent.glob(f"{stem}_*") if (m := re.fullmatch(re.escape(stem) + r"_(\d+)", p.name))]
+    taken = [
+        int(m.group(1))
+        for p in parent.glob(f"{stem}_*")
+        if (m := re.fullmatch(re.escape(stem) + r"_(\d+)", p.name))
+    ]
     folder = parent / f"{stem}_{max(taken, default=0) + 1:05d}"
     folder.mkdir()
     return folder
@@ -87,24 +112,45 @@ class MotionSightSaveFrames:
                 "images": ("IMAGE", {"tooltip": "The frames to save (a visual-prompt stream)."}),
                 "filename_prefix": (
                     "STRING",
-                    {"default": "motionsight/trails", "tooltip": "Folder name (may contain sub-folders) inside the output folder."},
+                    {
+                        "default": "motionsight/trails",
+                        "tooltip": "Folder name (may contain sub-folders) inside the output folder.",
+                    },
                 ),
             },
             "optional": {
-                "original": ("IMAGE", {"tooltip": "The original sampled frames, shown beside each frame in the contact sheet."}),
-                "video": ("MOTIONSIGHT_VIDEO", {"tooltip": "The video handle, to record its source, frame indices and times."}),
+                "original": (
+                    "IMAGE",
+                    {
+                        "tooltip": "The original sampled frames, shown beside each frame in the contact sheet."
+                    },
+                ),
+                "video": (
+                    "MOTIONSIGHT_VIDEO",
+                    {"tooltip": "The video handle, to record its source, frame indices and times."},
+                ),
             },
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, filename_prefix: str = "", **_: object) -> bool | str:
-        if not filename_prefix or not _PREFIX_OK.match(filename_prefix) or ".." in filename_prefix.split("/"):
+    def VALIDATE_INPUTS(cls, filename_prefix: str) -> bool | str:
+        if (
+            not filename_prefix
+            or not _PREFIX_OK.match(filename_prefix)
+            or ".." in filename_prefix.split("/")
+        ):
             return f"filename_prefix {filename_prefix!r} must be a relative name (letters, digits, - _ . /) without '..'"
         if filename_prefix.startswith("/"):
             return f"filename_prefix {filename_prefix!r} must be relative to the output folder"
         return True
 
-    def save(self, images: torch.Tensor, filename_prefix: str, original: torch.Tensor | None = None, video: VideoClip | None = None):
+    def save(
+        self,
+        images: torch.Tensor,
+        filename_prefix: str,
+        original: torch.Tensor | None = None,
+        video: VideoClip | None = None,
+    ):
         folder = _next_run_folder(filename_prefix)
         frames = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
         frame_files = []
@@ -113,7 +159,12 @@ class MotionSightSaveFrames:
             _write_png(path, frame)
             frame_files.append(path)
         labels = [f"Frame{i}" for i in range(len(frames))]
-        manifest: dict = {"frames": [p.name for p in frame_files], "count": len(frames), "height": int(images.shape[1]), "width": int(images.shape[2])}
+        manifest: dict = {
+            "frames": [p.name for p in frame_files],
+            "count": len(frames),
+            "height": int(images.shape[1]),
+            "width": int(images.shape[2]),
+        }
         if video is not None and len(video.sampling.indices) == len(frames):
             labels = [f"Frame{i} {t:.1f}s" for i, t in enumerate(video.sampling.timestamps)]
             manifest.update(

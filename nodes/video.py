@@ -22,11 +22,22 @@ _SAMPLING_INPUTS = {
     ),
     "num_frames": (
         "INT",
-        {"default": 16, "min": 1, "max": 512, "tooltip": "How many frames to sample (segments mode). The paper uses 16."},
+        {
+            "default": 16,
+            "min": 1,
+            "max": 512,
+            "tooltip": "How many frames to sample (segments mode). The paper uses 16.",
+        },
     ),
     "rate": (
         "FLOAT",
-        {"default": 1.0, "min": 0.01, "max": 120.0, "step": 0.01, "tooltip": "Frames per second to sample (fixed_rate mode)."},
+        {
+            "default": 1.0,
+            "min": 0.01,
+            "max": 120.0,
+            "step": 0.01,
+            "tooltip": "Frames per second to sample (fixed_rate mode).",
+        },
     ),
     "max_side": (
         "INT",
@@ -50,7 +61,9 @@ def _sampling(info, sampling: str, num_frames: int, rate: float) -> Sampling:
 
 def _outputs(clip: VideoClip) -> tuple[torch.Tensor, VideoClip, dict]:
     frames = clip.frames()
-    info = clip.info.to_vhs(clip.sampling, loaded_width=frames.shape[2], loaded_height=frames.shape[1])
+    info = clip.info.to_vhs(
+        clip.sampling, loaded_width=frames.shape[2], loaded_height=frames.shape[1]
+    )
     return frames, clip, info
 
 
@@ -88,7 +101,7 @@ class MotionSightLoadVideo:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, video: str = "", **_: object) -> bool | str:
+    def VALIDATE_INPUTS(cls, video: str) -> bool | str:
         if not video.strip():
             return "no video given: set the `video` input to a file path"
         path = resolve_input_file(video)
@@ -127,12 +140,29 @@ class MotionSightSampleImages:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "All frames of the video, in order."}),
-                "fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01, "tooltip": "Frame rate of the batch."}),
+                "fps": (
+                    "FLOAT",
+                    {
+                        "default": 24.0,
+                        "min": 0.1,
+                        "max": 1000.0,
+                        "step": 0.01,
+                        "tooltip": "Frame rate of the batch.",
+                    },
+                ),
                 **_SAMPLING_INPUTS,
             }
         }
 
-    def sample(self, images: torch.Tensor, fps: float, sampling: str, num_frames: int, rate: float, max_side: int):
+    def sample(
+        self,
+        images: torch.Tensor,
+        fps: float,
+        sampling: str,
+        num_frames: int,
+        rate: float,
+        max_side: int,
+    ):
         source = FrameBatch(images, fps=fps)
         clip = VideoClip(source, _sampling(source.info, sampling, num_frames, rate), max_side)
         return _outputs(clip)

@@ -32,14 +32,18 @@ def test_every_node_is_a_well_formed_comfyui_node():
         spec = cls.INPUT_TYPES()
         for section in ("required", "optional"):
             for name, entry in spec.get(section, {}).items():
-                assert len(entry) == 2 and entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+                assert len(entry) == 2 and entry[1].get("tooltip"), (
+                    f"{node_id}.{name} has no tooltip"
+                )
         if getattr(cls, "RETURN_NAMES", None):
             assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES), node_id
 
 
 @pytest.fixture()
 def loaded(sample_videos_dir):
-    frames, clip, info = MotionSightLoadVideo().load(str(sample_videos_dir / "lawn_mowing.mp4"), "segments", 16, 1.0, 320)
+    frames, clip, info = MotionSightLoadVideo().load(
+        str(sample_videos_dir / "lawn_mowing.mp4"), "segments", 16, 1.0, 320
+    )
     return frames, clip, info
 
 
@@ -48,7 +52,11 @@ def test_load_video_outputs_image_batch_handle_and_vhs_info(loaded):
     assert frames.shape == (16, 180, 320, 3) and frames.dtype == torch.float32
     assert 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
     assert info["source_frame_count"] == 300 and info["source_width"] == 1280
-    assert info["loaded_width"] == 320 and info["loaded_height"] == 180 and info["loaded_frame_count"] == 16
+    assert (
+        info["loaded_width"] == 320
+        and info["loaded_height"] == 180
+        and info["loaded_frame_count"] == 16
+    )
     assert len(clip.sampling.indices) == 16
 
 
@@ -67,11 +75,17 @@ def test_is_changed_follows_the_file_on_disk(tmp_path, sample_videos_dir):
 
 
 def test_trails_from_handle_equal_trails_from_a_vhs_style_image_batch(sample_videos_dir):
-    frames, clip, _ = MotionSightLoadVideo().load(str(sample_videos_dir / "desert_train.mp4"), "segments", 16, 1.0, 128)
+    frames, clip, _ = MotionSightLoadVideo().load(
+        str(sample_videos_dir / "desert_train.mp4"), "segments", 16, 1.0, 128
+    )
     (from_handle,) = MotionSightMotionTrails().render(7, 0.65, "trailing", video=clip)
     every_frame = clip.source.read(range(clip.info.frame_count), max_side=128).float() / 255
-    (from_images,) = MotionSightMotionTrails().render(7, 0.65, "trailing", images=every_frame, num_frames=16)
-    _, sampled, _ = MotionSightSampleImages().sample(every_frame, clip.info.fps, "segments", 16, 1.0, 0)
+    (from_images,) = MotionSightMotionTrails().render(
+        7, 0.65, "trailing", images=every_frame, num_frames=16
+    )
+    _, sampled, _ = MotionSightSampleImages().sample(
+        every_frame, clip.info.fps, "segments", 16, 1.0, 0
+    )
     assert from_handle.shape == from_images.shape == frames.shape
     assert sampled.sampling.indices == clip.sampling.indices
     # the IMAGE path blends frames that went through one extra uint8 rounding

@@ -22,7 +22,16 @@ def test_workflow_runs_headless_on_a_sample(workflow, sample_videos_dir, tmp_pat
     data = json.loads(workflow.read_text())
     assert "nodes" in data and "links" in data, "shipped workflows are in ComfyUI's UI format"
     video = sample_videos_dir / "desert_train.mp4"
-    result = run_workflow(workflow, {"MotionSightLoadVideo.video": str(video), "MotionSightLoadVideo.max_side": 256}, output_dir=tmp_path)
-    written = [Path(p) for out in result.outputs for key in ("frames", "contact_sheet") for p in out.ui.get(key, [])]
+    result = run_workflow(
+        workflow,
+        {"MotionSightLoadVideo.video": str(video), "MotionSightLoadVideo.max_side": 256},
+        output_dir=tmp_path,
+    )
+    written = [
+        Path(p)
+        for out in result.outputs
+        for key in ("frames", "contact_sheet")
+        for p in out.ui.get(key, [])
+    ]
     assert written, f"{workflow.name} produced no files"
     assert all(p.is_file() and tmp_path in p.parents for p in written)

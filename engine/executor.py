@@ -1,0 +1,408 @@
+"""Run a validated API prompt headless, with ComfyUI's execution semantics and output cache.
+
+Supported semantics (ComfyUI's `execution.py`):
+
+- validation first; any error raises `WorkflowError` (headless treats every error as fatal);
+- only nodes feeding an output node (`OUTPUT_NODE = True`, or the `output_nodes` asked for) run,
+  in topological order (ties in id order); `FUNCTION` is called on a fresh instance;
+- every output travels as a list. A node without `INPUT_IS_LIST` runs once per element of its
+  longest input list (shorter lists repeat their last element) and its results are collected
+  into lists; `OUTPUT_IS_LIST[i]` outputs are concatenated instead. A node with
+  `INPUT_IS_LIST = True` is called once with every input as a list. An empty input list makes a
+  list-mapped node run zero times (all its outputs are empty lists);
+- a return value is a tuple, or `{"ui": {...}, "result": (...)}`; `ui` dicts of several calls
+  are merged key by key (lists concatenated);
+- hidden inputs: `UNIQUE_ID` (the node id), `PROMPT` (the prompt), `EXTRA_PNGINFO`
+  (`extra_pnginfo` given to `run`, else None); optional inputs are absent when unconnected;
+- `lazy` inputs are evaluated eagerly (`check_lazy_status` is not called), subgraph expansion
+  (`"expand"` results) and `ExecutionBlocker` are not supported;
+- outputs are cached across `run` calls of one `Executor`, keyed by the node class, its literal
+  inputs, the keys of its upstream nodes (with the output index), its `IS_CHANGED` value, and
+  its id when it takes `UNIQUE_ID` or sets `NOT_IDEMPOTENT`. `IS_CHANGED` (called on the class
+  with the literal inputs) returning NaN — anything unequal to itself — or raising means
+  "always re-run". Like ComfyUI's default (classic) cache, only the entries of the latest run
+  are kept, so memory stays bounded by one run.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .. import comfy_bridge
+from .errors import NodeExecutionError, WorkflowError
+from .spec import accepted_argument_names, hidden_inputs, input_specs, return_types
+from .validate import Plan, plan_prompt
+from .workflow import load_workflow, workflow_format
+
+__all__ = ["Executor", "NodeExecutionError", "NodeOutput", "RunResult", "WorkflowError"]
+
+
+@dataclass
+class NodeOutput:
+    """What one output node produced.
+
+    `ui`: the node's `ui` dict (e.g. `{"text": [...], "frames": [paths]}`); `result`: one entry
+    per RETURN_TYPES output — the value, or a list when the node was mapped over a list or
+    declares that output in `OUTPUT_IS_LIST`.
+    """
+
+    node_id: str
+    class_type: str
+    title: str
+    ui: dict[str, Any]
+    result: tuple
+
+
+@dataclass
+class RunResult:
+    """The outcome of `Executor.run`: output nodes (id order), and which nodes ran or came from cache."""
+
+    outputs: list[NodeOutput]
+    executed: list[str]
+    cached: list[str]
+    prompt: dict = field(repr=False)
+
+    def output(self, key: str) -> NodeOutput:
+        """An output node by id, title, or class type (the first that matches uniquely)."""
+        for attr in ("node_id", "title", "class_type"):
+            found = [o for o in self.outputs if getattr(o, attr) == str(key)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise KeyError(
+                    f"{key!r} matches several output nodes: {', '.join(o.node_id for o in found)}"
+                )
+        raise KeyError(
+            f"no output node {key!r}; output nodes: {', '.join(f'{o.node_id} ({o.class_type})' for o in self.outputs)}"
+        )
+
+
+@dataclass
+class _Entry:
+    outputs: list[list]  # per output index, the list of values
+    ui: dict[str, Any]
+
+
+class _Unique:
+    """A cache-key token equal only to itself: makes a node re-run every time (IS_CHANGED NaN)."""
+
+    __slots__ = ()
+
+
+class Executor:
+    """Runs API prompts with the node classes of `node_classes` (`{class_type: class}`).
+
+    `execution_counts[class_type]` counts the node executions (cache hits excluded) over every
+    run of this executor. Progress goes to `stream` (stderr) unless `quiet`.
+    """
+
+    def __init__(
+        self, node_classes: Mapping[str, type], *, quiet: bool = False, stream: TextIO | None = None
+    ) -> None:
+        self.node_classes = node_classes
+        self.quiet = quiet
+        self.stream = stream
+        self.execution_counts: Counter[str] = Counter()
+        self._cache: dict[Any, _Entry] = {}
+        self._bar_open = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        prompt: Mapping,
+        *,
+        output_nodes: Iterable[str] | None = None,
+        extra_pnginfo: Any = None,
+        source: str | None = None,
+    ) -> RunResult:
+        """Validate and run `prompt` (API format; a UI-format dict is converted first).
+
+        Raises `WorkflowError` when validation fails (nothing runs) and `NodeExecutionError`
+        (naming the node, with the original exception as `__cause__`) when a node raises.
+        """
+        if isinstance(prompt, Mapping) and workflow_format(prompt) == "ui":
+            prompt = load_workflow(prompt, self.node_classes)
+        prompt = {str(k): v for k, v in prompt.items()} if isinstance(prompt, Mapping) else prompt
+        plan = plan_prompt(prompt, self.node_classes, output_nodes=output_nodes, source=source)
+        keys = self._cache_keys(plan)
+        # A node runs unless its key is cached, or an identical node earlier in this run makes it.
+        todo: list[str] = []
+        cached: list[str] = []
+        todo_keys: set = set()
+        for node_id in plan.order:
+            key = keys[node_id]
+            if key in self._cache or key in todo_keys:
+                cached.append(node_id)
+            else:
+                todo.append(node_id)
+                todo_keys.add(key)
+        will_run = set(todo)
+        executed: list[str] = []
+        values: dict[str, _Entry] = {}
+        previous_listener = comfy_bridge.progress_listener() if not self.quiet else None
+        if not self.quiet:
+            comfy_bridge.set_progress_listener(self._on_progress)
+            if cached:
+                self._print(f"{len(cached)} node(s) unchanged, using cached outputs")
+        try:
+            for node_id in plan.order:
+                entry = None if node_id in will_run else self._cache[keys[node_id]]
+                if entry is None:
+                    executed.append(node_id)
+                    node = prompt[node_id]
+                    self._print(
+                        f"[{len(executed)}/{len(todo)}] {self._title(prompt, node_id)} ({node['class_type']})"
+                    )
+                    entry = self._execute(plan, node_id, values, extra_pnginfo)
+                    self._cache[keys[node_id]] = entry
+                    self.execution_counts[node["class_type"]] += 1
+                values[node_id] = entry
+        finally:
+            self._close_bar()
+            if not self.quiet:
+                comfy_bridge.set_progress_listener(previous_listener)
+            # Classic cache: keep only this run's entries (those computed before a failure included).
+            live = set(keys.values())
+            for key in [k for k in self._cache if k not in live]:
+                del self._cache[key]
+
+        outputs = []
+        for node_id in plan.outputs:
+            node = prompt[node_id]
+            cls = self.node_classes[node["class_type"]]
+            entry = values[node_id]
+            is_list = _output_is_list(cls, len(entry.outputs))
+            result = tuple(
+                vals if is_list[i] or len(vals) != 1 else vals[0]
+                for i, vals in enumerate(entry.outputs)
+            )
+            outputs.append(
+                NodeOutput(
+                    node_id, node["class_type"], self._title(prompt, node_id), entry.ui, result
+                )
+            )
+        return RunResult(outputs=outputs, executed=executed, cached=cached, prompt=prompt)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    # -- cache keys ---------------------------------------------------------------------------
+
+    def _cache_keys(self, plan: Plan) -> dict[str, Any]:
+        keys: dict[str, Any] = {}
+        for node_id in plan.order:
+            class_type = plan.prompt[node_id]["class_type"]
+            cls = self.node_classes[class_type]
+            literals = plan.literals[node_id]
+            links = plan.links[node_id]
+            hidden = hidden_inputs(cls, class_type)
+            identity = (
+                node_id
+                if ("UNIQUE_ID" in hidden.values() or getattr(cls, "NOT_IDEMPOTENT", False))
+                else None
+            )
+            keys[node_id] = (
+                class_type,
+                identity,
+                tuple(sorted((k, _freeze(v)) for k, v in literals.items())),
+                tuple(sorted((k, keys[src], slot) for k, (src, slot) in links.items())),
+                self._is_changed(cls, literals, node_id, plan.prompt, hidden),
+            )
+        return keys
+
+    @staticmethod
+    def _is_changed(
+        cls: type, literals: dict, node_id: str, prompt: dict, hidden: dict[str, str]
+    ) -> Any:
+        fn = getattr(cls, "IS_CHANGED", None)
+        if fn is None:
+            return None
+        names, takes_kwargs = accepted_argument_names(fn)
+        kwargs = {k: v for k, v in literals.items() if takes_kwargs or k in names}
+        for arg, kind in hidden.items():
+            if takes_kwargs or arg in names:
+                kwargs[arg] = (
+                    node_id if kind == "UNIQUE_ID" else prompt if kind == "PROMPT" else None
+                )
+        try:
+            value = fn(**kwargs)
+        except Exception:  # ComfyUI treats a failing IS_CHANGED as "changed"
+            return _Unique()
+        if _unequal_to_itself(value):
+            return _Unique()
+        return _freeze(value)
+
+    # -- execution -----------------------------------------------------------------------------
+
+    def _execute(
+        self, plan: Plan, node_id: str, values: dict[str, _Entry], extra_pnginfo: Any
+    ) -> _Entry:
+        prompt = plan.prompt
+        class_type = prompt[node_id]["class_type"]
+        cls = self.node_classes[class_type]
+        title = self._title(prompt, node_id)
+        try:
+            args: dict[str, list] = {
+                name: [value] for name, value in plan.literals[node_id].items()
+            }
+            for name, (src, slot) in plan.links[node_id].items():
+                upstream = values[src].outputs
+                if slot >= len(upstream):
+                    raise RuntimeError(
+                        f"input '{name}' needs output {slot} of node {src}, which returned only {len(upstream)} value(s)"
+                    )
+                args[name] = upstream[slot]
+            declared = input_specs(cls, class_type)
+            args = {k: v for k, v in args.items() if k in declared}
+            for arg, kind in hidden_inputs(cls, class_type).items():
+                if kind == "UNIQUE_ID":
+                    args[arg] = [node_id]
+                elif kind == "PROMPT":
+                    args[arg] = [prompt]
+                elif kind == "EXTRA_PNGINFO":
+                    args[arg] = [extra_pnginfo]
+            instance = cls()
+            function = getattr(instance, cls.FUNCTION)
+            returned = _map_over_lists(function, args, bool(getattr(cls, "INPUT_IS_LIST", False)))
+            return _collect(cls, returned)
+        except NodeExecutionError:
+            raise
+        except Exception as exc:
+            raise NodeExecutionError(node_id, class_type, title, exc) from exc
+
+    # -- progress -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _title(prompt: Mapping, node_id: str) -> str:
+        node = prompt[node_id]
+        return str((node.get("_meta") or {}).get("title") or node["class_type"])
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stderr
+
+    def _print(self, line: str) -> None:
+        if self.quiet:
+            return
+        self._close_bar()
+        print(line, file=self._out(), flush=True)
+
+    def _on_progress(self, description: str, done: int, total: int) -> None:
+        """Relay `comfy_bridge.Progress` updates as one bar redrawn in place (a line per 10% when not a terminal)."""
+        out = self._out()
+        width = 30
+        filled = int(width * done / max(total, 1))
+        text = f"    {description or 'progress'} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if getattr(out, "isatty", lambda: False)():
+            out.write("\r" + text)
+            self._bar_open = done < total
+            if done >= total:
+                out.write("\n")
+            out.flush()
+        elif done == total or (10 * done) // max(total, 1) != (10 * (done - 1)) // max(total, 1):
+            print(text, file=out, flush=True)
+
+    def _close_bar(self) -> None:
+        if self._bar_open:
+            self._out().write("\n")
+            self._bar_open = False
+
+
+def _map_over_lists(function: Any, args: dict[str, list], input_is_list: bool) -> list[Any]:
+    """ComfyUI's map-over-lists: one call with whole lists, or one call per element of the longest list."""
+    if input_is_list:
+        return [function(**args)]
+    if not args:
+        return [function()]
+    if any(len(v) == 0 for v in args.values()):
+        return []
+    longest = max(len(v) for v in args.values())
+    return [
+        function(**{k: v[i] if i < len(v) else v[-1] for k, v in args.items()})
+        for i in range(longest)
+    ]
+
+
+def _collect(cls: type, returned: list[Any]) -> _Entry:
+    """Merge the per-call returns into per-output lists and one ui dict."""
+    n_out = len(return_types(cls))
+    results: list[tuple] = []
+    uis: list[Mapping] = []
+    for r in returned:
+        if isinstance(r, Mapping):
+            if "expand" in r:
+                raise RuntimeError(
+                    "returned a subgraph expansion ('expand'), which the headless engine does not support"
+                )
+            if r.get("ui") is not None:
+                if not isinstance(r["ui"], Mapping):
+                    raise TypeError(f"'ui' must be a dict, got {type(r['ui']).__name__}")
+                uis.append(r["ui"])
+            r = r.get("result", () if n_out == 0 else None)
+        if r is None and n_out == 0:
+            r = ()
+        if not isinstance(r, (tuple, list)):
+            raise TypeError(
+                f"must return a tuple of {n_out} value(s) (RETURN_TYPES), got {type(r).__name__}"
+            )
+        if len(r) != n_out:
+            raise TypeError(f"returned {len(r)} value(s) but RETURN_TYPES declares {n_out}")
+        results.append(tuple(r))
+    is_list = _output_is_list(cls, n_out)
+    outputs: list[list] = []
+    for i in range(n_out):
+        if is_list[i]:
+            merged: list = []
+            for r in results:
+                if not isinstance(r[i], (list, tuple)):
+                    raise TypeError(
+                        f"output {i} is declared OUTPUT_IS_LIST but a {type(r[i]).__name__} was returned"
+                    )
+                merged.extend(r[i])
+            outputs.append(merged)
+        else:
+            outputs.append([r[i] for r in results])
+    if len(uis) == 1:
+        ui = dict(uis[0])
+    else:
+        ui = {}
+        for u in uis:
+            for k, v in u.items():
+                ui.setdefault(k, []).extend(v if isinstance(v, (list, tuple)) else [v])
+    return _Entry(outputs, ui)
+
+
+def _output_is_list(cls: type, n: int) -> list[bool]:
+    flags = list(getattr(cls, "OUTPUT_IS_LIST", ()) or ())
+    return [bool(flags[i]) if i < len(flags) else False for i in range(n)]
+
+
+def _unequal_to_itself(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, (list, tuple)):
+        return any(_unequal_to_itself(v) for v in value)
+    try:
+        return bool(value != value)
+    except Exception:  # e.g. a tensor: ambiguous truth value; treat as a changing value
+        return True
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for a JSON-like value (lists -> tuples, dicts -> sorted pairs)."""
+    if isinstance(value, Mapping):
+        return ("__dict__", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("__list__", tuple(_freeze(v) for v in value))
+    if isinstance(value, (set, frozenset)):
+        return ("__set__", tuple(sorted(repr(v) for v in value)))
+    try:
+        hash(value)
+    except TypeError:
+        return ("__repr__", repr(value))
+    return (type(value).__name__, value)
