@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from motionsight import comfy_bridge
 from motionsight.engine import (
     Executor,
