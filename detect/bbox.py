@@ -20,11 +20,15 @@ def bbox_to_tensor(bbox: Sequence, num_frames: int) -> torch.Tensor:
     if boxes.ndim == 1:
         boxes = boxes.unsqueeze(0)
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"BBOX must be [x1, y1, x2, y2] or a list of such boxes, got shape {tuple(boxes.shape)}")
+        raise ValueError(
+            f"BBOX must be [x1, y1, x2, y2] or a list of such boxes, got shape {tuple(boxes.shape)}"
+        )
     if boxes.shape[0] == 1:
         boxes = boxes.expand(num_frames, 4)
     elif boxes.shape[0] != num_frames:
-        raise ValueError(f"BBOX has {boxes.shape[0]} boxes for {num_frames} frames; give one box or one per frame")
+        raise ValueError(
+            f"BBOX has {boxes.shape[0]} boxes for {num_frames} frames; give one box or one per frame"
+        )
     if bool(((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any()):
         raise ValueError("BBOX boxes need x2 > x1 and y2 > y1")
     return boxes.clone()

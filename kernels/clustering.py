@@ -47,7 +47,9 @@ def _union(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([boxes[:, :2].min(dim=0).values, boxes[:, 2:].max(dim=0).values])
 
 
-def _grow_small(box: torch.Tensor, min_size: float, grown: float, height: int, width: int) -> torch.Tensor:
+def _grow_small(
+    box: torch.Tensor, min_size: float, grown: float, height: int, width: int
+) -> torch.Tensor:
     if float(box[2] - box[0]) >= min_size and float(box[3] - box[1]) >= min_size:
         return box
     centre = (box[:2] + box[2:]) / 2
@@ -86,7 +88,9 @@ def cluster_boxes(
             frame_box[i] = _union(boxes)
             frame_centre[i] = ((boxes[:, :2] + boxes[:, 2:]) / 2).mean(dim=0)
     if not frame_box:
-        return ClusteredBoxes(whole_frame_box(height, width).expand(n, 4).clone(), torch.full((n,), -1), True)
+        return ClusteredBoxes(
+            whole_frame_box(height, width).expand(n, 4).clone(), torch.full((n,), -1), True
+        )
 
     # Sequential by nature: each decision depends on the running centre of the frames before it,
     # over at most a few dozen 4-number boxes, so a loop over frames is the clear form here.
@@ -104,7 +108,13 @@ def cluster_boxes(
             centre = momentum * centre + (1 - momentum) * current
 
     cluster_box = [
-        _grow_small(_union(torch.stack([frame_box[i] for i in members])), min_box_size, grown_box_size, height, width)
+        _grow_small(
+            _union(torch.stack([frame_box[i] for i in members])),
+            min_box_size,
+            grown_box_size,
+            height,
+            width,
+        )
         for members in clusters
     ]
     out = torch.empty(n, 4, dtype=torch.float64)

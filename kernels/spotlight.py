@@ -11,7 +11,9 @@ def _as_frame_boxes(boxes: torch.Tensor, num_frames: int) -> torch.Tensor:
     if boxes.shape[0] == 1:
         return boxes.expand(num_frames, 4)
     if boxes.shape[0] != num_frames:
-        raise ValueError(f"got {boxes.shape[0]} boxes for {num_frames} frames; give one box or one per frame")
+        raise ValueError(
+            f"got {boxes.shape[0]} boxes for {num_frames} frames; give one box or one per frame"
+        )
     return boxes
 
 
@@ -24,7 +26,9 @@ def pad_boxes(boxes: torch.Tensor, padding: float, height: int, width: int) -> t
     Returns:
         `[N, 4]` float, `0 <= x1 <= x2 <= width`, `0 <= y1 <= y2 <= height`.
     """
-    pad = torch.tensor([-padding, -padding, padding, padding], dtype=boxes.dtype, device=boxes.device)
+    pad = torch.tensor(
+        [-padding, -padding, padding, padding], dtype=boxes.dtype, device=boxes.device
+    )
     limits = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
     return torch.minimum((boxes + pad).clamp(min=0), limits)
 
@@ -48,7 +52,9 @@ def box_masks(boxes: torch.Tensor, height: int, width: int, soft_edge: float = 0
     masks = (inside_y[:, :, None] & inside_x[:, None, :]).unsqueeze(1).float()
     if soft_edge > 0:
         radius = max(1, int(3 * soft_edge))
-        masks = gaussian_blur2d(masks, (2 * radius + 1, 2 * radius + 1), (soft_edge, soft_edge), border_type="replicate")
+        masks = gaussian_blur2d(
+            masks, (2 * radius + 1, 2 * radius + 1), (soft_edge, soft_edge), border_type="replicate"
+        )
     return masks
 
 
@@ -126,5 +132,13 @@ def crop_to_boxes(
         extent = (padded[:, 2:] - padded[:, :2]).max(dim=0).values.ceil().long()
         size = (max(1, int(extent[1])), max(1, int(extent[0])))
     x1, y1, x2, y2 = padded.unbind(-1)
-    corners = torch.stack([torch.stack([x1, y1], -1), torch.stack([x2 - 1, y1], -1), torch.stack([x2 - 1, y2 - 1], -1), torch.stack([x1, y2 - 1], -1)], dim=1)
+    corners = torch.stack(
+        [
+            torch.stack([x1, y1], -1),
+            torch.stack([x2 - 1, y1], -1),
+            torch.stack([x2 - 1, y2 - 1], -1),
+            torch.stack([x1, y2 - 1], -1),
+        ],
+        dim=1,
+    )
     return crop_and_resize(images, corners, size)

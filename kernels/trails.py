@@ -108,7 +108,9 @@ def motion_trails(windows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     if weights.ndim == 1:
         weights = weights.expand(windows.shape[0], -1)
     if weights.shape != windows.shape[:2]:
-        raise ValueError(f"weights {tuple(weights.shape)} do not match windows {tuple(windows.shape[:2])}")
+        raise ValueError(
+            f"weights {tuple(weights.shape)} do not match windows {tuple(windows.shape[:2])}"
+        )
     flat = windows.reshape(*windows.shape[:2], -1).to(dtype)
     return torch.einsum("nt,ntp->np", weights, flat).reshape(windows.shape[0], *windows.shape[2:])
 
@@ -118,7 +120,9 @@ class MotionTrails(nn.Module):
 
     def __init__(self, length: int = 7, decay: float = 0.65, variant: str = "trailing") -> None:
         super().__init__()
-        self.register_buffer("weights", trail_weights(length, decay, variant).float(), persistent=False)
+        self.register_buffer(
+            "weights", trail_weights(length, decay, variant).float(), persistent=False
+        )
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return motion_trails(windows, self.weights)

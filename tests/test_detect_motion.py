@@ -1,0 +1,77 @@
+"""The weight-free moving-object detector on synthetic videos with known boxes, then clustering."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+from synthetic import box_iou_one, covered_fraction, make_video
+
+from motionsight.detect import detect_and_track, load_detector, spotlight_boxes_from_detections
+
+
+@pytest.fixture(scope="session")
+def motion():
+    return load_detector("motion")
+
+
+def _per_frame_iou(detections, truth: torch.Tensor) -> list[float]:
+    """Per frame, the IoU of the true box with the best detected box (0 where none)."""
+    out = []
+    for boxes, true in zip(detections.boxes, truth[:, 0], strict=True):
+        out.append(max((box_iou_one(b, true) for b in boxes), default=0.0))
+    return out
+
+
+@pytest.mark.parametrize(("camera", "minimum"), [("static", 0.6), ("pan", 0.5), ("zoom", 0.5)])
+def test_finds_the_moving_object(motion, camera, minimum):
+    video = make_video(camera=camera, seed=3)
+    found = detect_and_track(video.frames, "", motion)
+    ious = _per_frame_iou(found, video.boxes)
+    assert statistics.median(ious) >= minimum, ious
+    # one object moving: association keeps one identity for most frames
+    ids = [int(t[0]) for t in found.track_ids if len(t)]
+    assert max(ids.count(i) for i in set(ids)) >= 12
+
+
+@pytest.mark.parametrize("camera", ["static", "pan"])
+def test_spotlight_holds_the_object_and_not_the_whole_frame(motion, camera):
+    video = make_video(camera=camera, seed=5)
+    found = detect_and_track(video.frames, "", motion)
+    clustered = spotlight_boxes_from_detections(found)
+    assert not clustered.fallback and clustered.boxes.shape == (16, 4)
+    held = [covered_fraction(t, s) for t, s in zip(video.boxes[:, 0], clustered.boxes, strict=True)]
+    assert sum(h >= 0.9 for h in held) >= 0.9 * 16, held
+    area = ((clustered.boxes[:, 2:] - clustered.boxes[:, :2]).prod(1) / (320 * 180)).median()
+    assert float(area) <= 0.5
+
+
+def test_two_objects_get_two_identities(motion):
+    video = make_video(num_objects=2, seed=2)
+    found = detect_and_track(video.frames, "", motion)
+    first = found.boxes[0]
+    assert first.shape[0] == 2  # apart at the start
+    for j in range(2):
+        assert max(box_iou_one(b, video.boxes[0, j]) for b in first) >= 0.5
+    assert len(set(found.track_ids[0].tolist())) == 2
+
+
+def test_nothing_moves_falls_back_to_whole_frame_and_reports_it(motion):
+    still = make_video(seed=1).frames[:1].expand(8, -1, -1, -1).contiguous()
+    found = detect_and_track(still, "", motion)
+    assert found.is_empty
+    clustered = spotlight_boxes_from_detections(found)
+    assert clustered.fallback
+    assert clustered.boxes.tolist() == [[0.0, 0.0, 320.0, 180.0]] * 8
+
+
+def test_zero_frames_and_bad_mode_are_clear_errors(motion):
+    with pytest.raises(ValueError, match="zero frames"):
+        detect_and_track(torch.zeros(0, 32, 32, 3), "train", motion)
+    with pytest.raises(ValueError, match="mode must be"):
+        detect_and_track(torch.zeros(2, 32, 32, 3), "train", motion, mode="sometimes")
+    with pytest.raises(ValueError, match="unknown detector kind"):
+        load_detector("yolo")
+    with pytest.raises(ValueError, match="unknown options"):
+        load_detector("motion", work_sid=10)
