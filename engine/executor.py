@@ -130,39 +130,33 @@ class Executor:
             prompt = load_workflow(prompt, self.node_classes)
         prompt = {str(k): v for k, v in prompt.items()} if isinstance(prompt, Mapping) else prompt
         plan = plan_prompt(prompt, self.node_classes, output_nodes=output_nodes, source=source)
-        keys = self._cache_keys(plan)
-        # A node runs unless its key is cached, or an identical node earlier in this run makes it.
-        todo: list[str] = []
-        cached: list[str] = []
-        todo_keys: set = set()
-        for node_id in plan.order:
-            key = keys[node_id]
-            if key in self._cache or key in todo_keys:
-                cached.append(node_id)
-            else:
-                todo.append(node_id)
-                todo_keys.add(key)
-        will_run = set(todo)
+        keys: dict[str, Any] = {}
         executed: list[str] = []
+        cached: list[str] = []
         values: dict[str, _Entry] = {}
         previous_listener = comfy_bridge.progress_listener() if not self.quiet else None
         if not self.quiet:
             comfy_bridge.set_progress_listener(self._on_progress)
-            if cached:
-                self._print(f"{len(cached)} node(s) unchanged, using cached outputs")
         try:
-            for node_id in plan.order:
-                entry = None if node_id in will_run else self._cache[keys[node_id]]
+            for position, node_id in enumerate(plan.order, 1):
+                # Keys are computed as the run goes: a node whose upstream re-ran but produced the
+                # same plain value (e.g. the same object list for a new question) stays cached.
+                keys[node_id] = key = self._cache_key(plan, node_id, keys, values)
+                entry = self._cache.get(key)
                 if entry is None:
                     executed.append(node_id)
                     node = prompt[node_id]
                     self._print(
-                        f"[{len(executed)}/{len(todo)}] {self._title(prompt, node_id)} ({node['class_type']})"
+                        f"[{position}/{len(plan.order)}] {self._title(prompt, node_id)} ({node['class_type']})"
                     )
                     entry = self._execute(plan, node_id, values, extra_pnginfo)
-                    self._cache[keys[node_id]] = entry
+                    self._cache[key] = entry
                     self.execution_counts[node["class_type"]] += 1
+                else:
+                    cached.append(node_id)
                 values[node_id] = entry
+            if cached and not self.quiet:
+                self._print(f"{len(cached)} node(s) unchanged: used cached outputs")
         finally:
             self._close_bar()
             if not self.quiet:
@@ -194,27 +188,35 @@ class Executor:
 
     # -- cache keys ---------------------------------------------------------------------------
 
-    def _cache_keys(self, plan: Plan) -> dict[str, Any]:
-        keys: dict[str, Any] = {}
-        for node_id in plan.order:
-            class_type = plan.prompt[node_id]["class_type"]
-            cls = self.node_classes[class_type]
-            literals = plan.literals[node_id]
-            links = plan.links[node_id]
-            hidden = hidden_inputs(cls, class_type)
-            identity = (
-                node_id
-                if ("UNIQUE_ID" in hidden.values() or getattr(cls, "NOT_IDEMPOTENT", False))
-                else None
-            )
-            keys[node_id] = (
-                class_type,
-                identity,
-                tuple(sorted((k, _freeze(v)) for k, v in literals.items())),
-                tuple(sorted((k, keys[src], slot) for k, (src, slot) in links.items())),
-                self._is_changed(cls, literals, node_id, plan.prompt, hidden),
-            )
-        return keys
+    def _cache_key(
+        self, plan: Plan, node_id: str, keys: Mapping[str, Any], values: Mapping[str, _Entry]
+    ) -> Any:
+        """A node's cache key: its class, literal inputs, IS_CHANGED and its upstream.
+
+        A linked input counts by its value when that value is plain data (strings, numbers,
+        ...: cheap to compare), else by the upstream node's own key.
+        """
+        class_type = plan.prompt[node_id]["class_type"]
+        cls = self.node_classes[class_type]
+        literals = plan.literals[node_id]
+        hidden = hidden_inputs(cls, class_type)
+        identity = (
+            node_id
+            if ("UNIQUE_ID" in hidden.values() or getattr(cls, "NOT_IDEMPOTENT", False))
+            else None
+        )
+        linked = []
+        for name, (src, slot) in sorted(plan.links[node_id].items()):
+            outputs = values[src].outputs
+            value = outputs[slot] if slot < len(outputs) else None
+            linked.append((name, ("value", _freeze(value)) if _is_plain(value) else (keys[src], slot)))
+        return (
+            class_type,
+            identity,
+            tuple(sorted((k, _freeze(v)) for k, v in literals.items())),
+            tuple(linked),
+            self._is_changed(cls, literals, node_id, plan.prompt, hidden),
+        )
 
     @staticmethod
     def _is_changed(
@@ -380,6 +382,17 @@ def _collect(cls: type, returned: list[Any]) -> _Entry:
 def _output_is_list(cls: type, n: int) -> list[bool]:
     flags = list(getattr(cls, "OUTPUT_IS_LIST", ()) or ())
     return [bool(flags[i]) if i < len(flags) else False for i in range(n)]
+
+
+def _is_plain(value: Any, depth: int = 0) -> bool:
+    """Plain data (str, numbers, bools, None and short lists/tuples/dicts of them)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if depth < 3 and isinstance(value, (list, tuple)) and len(value) <= 64:
+        return all(_is_plain(v, depth + 1) for v in value)
+    if depth < 3 and isinstance(value, dict) and len(value) <= 64:
+        return all(isinstance(k, str) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _unequal_to_itself(value: Any) -> bool:

@@ -750,6 +750,13 @@ def test_cache_keeps_only_the_latest_run():
     assert executor.run(api_prompt()).executed == ["2", "3", "4", "6"]
 
 
+def test_early_cutoff_dependents_of_a_rerun_node_rerun_only_when_its_value_changed():
+    executor = Executor(NODES, quiet=True)
+    executor.run(api_prompt())
+    # node 2 with another literal re-runs; node 3 gets a new number, so it and what follows re-run
+    assert executor.run(_with({"2": {"value": 4}})).executed == ["2", "3", "4", "6"]
+
+
 def test_is_changed_nan_forces_a_rerun():
     prompt = {
         "1": {"class_type": "Volatile", "inputs": {"x": 2}, "_meta": {"title": "v"}},
@@ -762,7 +769,8 @@ def test_is_changed_nan_forces_a_rerun():
     }
     executor = Executor(NODES, quiet=True)
     executor.run(prompt)
-    assert executor.run(prompt).executed == ["1", "2", "3"]
+    # the volatile node re-runs; it returned the same plain value, so its dependents stay cached
+    assert executor.run(prompt).executed == ["1"]
     prompt["1"]["class_type"] = "Stable"
     executor.run(prompt)
     assert executor.run(prompt).executed == []

@@ -1,0 +1,123 @@
+"""Asking the question: choose the streams for the route, build the final prompt, generate.
+
+`ask` is what the Ask node runs; `answer_video` runs MotionSight's whole method on a video
+(the one-node "MotionSight answer"): route, visual prompts of the branch, final question.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from .base import MLLM, Answer, GenerationOptions
+from .protocol import Route, Stream, extract_action_objects, final_prompt, route_question
+
+DRY_RUN_HINT = (
+    "No MLLM configured: set a model folder (--model PATH) or an OpenAI-compatible server "
+    "(--base-url URL --model-name NAME) to get an answer."
+)
+
+
+@dataclass(frozen=True)
+class MLLMHandle:
+    """The `MOTIONSIGHT_MLLM` value: a backend (None = dry run) and its decoding options."""
+
+    model: MLLM | None
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+
+    @property
+    def name(self) -> str:
+        return self.model.name if self.model is not None else "none (dry run)"
+
+
+def choose_streams(route: Route, available: Mapping[str, torch.Tensor]) -> list[Stream]:
+    """The streams of the route's branch: camera -> motion trails; object -> spotlight, or the
+    crop for repetition counting; the original frames when the branch's stream is missing."""
+    if route.branch == "camera":
+        wanted = ["motion_trails"]
+    elif route.repetition:
+        wanted = ["crop", "spotlight"]
+    else:
+        wanted = ["spotlight", "background_blur"]
+    for kind in [*wanted, "original"]:
+        if available.get(kind) is not None:
+            return [Stream(kind, available[kind])]
+    raise ValueError(
+        f"no frames to show for the {route.branch} branch: connect {wanted[0]} or original"
+    )
+
+
+def ask(
+    handle: MLLMHandle,
+    question: str,
+    streams: list[Stream],
+    timestamps: list[float] | None = None,
+) -> Answer:
+    """Send the final prompt; without a model, return the exact request as a dry-run answer."""
+    prompt = final_prompt(question, streams, timestamps)
+    if handle.model is None:
+        text = f"[dry run] {DRY_RUN_HINT}\nRequest ({len(prompt.images)} images):\n{prompt.text}"
+        return Answer(text, prompt.text, len(prompt.images), handle.name, dry_run=True)
+    return handle.model.generate(prompt, handle.options)
+
+
+def answer_info(answer: Answer, route: Route, streams: list[Stream], **more: object) -> str:
+    """A JSON summary of how the answer was produced (for the editor, logs and eval records)."""
+    info = {
+        "answer": answer.text,
+        "route": {
+            "branch": route.branch,
+            "repetition": route.repetition,
+            "source": route.source,
+            "label": route.label,
+        },
+        "streams": [s.kind for s in streams],
+        **answer.to_dict(),
+        **more,
+    }
+    info.pop("text", None)
+    return json.dumps(info, ensure_ascii=False)
+
+
+def answer_video(
+    handle: MLLMHandle,
+    clip,
+    question: str,
+    label: str = "",
+    detector=None,
+    padding: float = 20.0,
+    darken: float = 0.9,
+) -> tuple[Answer, str]:
+    """MotionSight end to end on a `VideoClip`: returns the answer and its JSON info."""
+    from ..detect import load_detector
+    from ..detect.tracking import detect_and_track, spotlight_boxes_from_detections
+    from ..kernels import crop_to_boxes, spotlight_boxes
+    from ..video import render_motion_trails
+
+    frames = clip.frames()
+    route = route_question(question, label, handle.model)
+    more: dict[str, object] = {}
+    if route.branch == "camera":
+        streams = [Stream("motion_trails", render_motion_trails(clip))]
+    else:
+        objects = extract_action_objects(handle.model, question, frames, options=handle.options)
+        detections = detect_and_track(frames, objects.objects, detector or load_detector("motion"))
+        boxes = spotlight_boxes_from_detections(detections).boxes
+        chw = frames.permute(0, 3, 1, 2)
+        if route.repetition:
+            stream = Stream(
+                "crop",
+                crop_to_boxes(chw, boxes, padding=2 * padding).permute(0, 2, 3, 1).contiguous(),
+            )
+        else:
+            stream = Stream(
+                "spotlight",
+                spotlight_boxes(chw, boxes, padding, darken).permute(0, 2, 3, 1).contiguous(),
+            )
+        streams = [stream]
+        more = {"action_objects": objects.objects, "action_objects_fallback": objects.fallback}
+    answer = ask(handle, question, streams, list(clip.sampling.timestamps))
+    return answer, answer_info(answer, route, streams, **more)

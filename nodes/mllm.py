@@ -1,0 +1,403 @@
+"""MLLM nodes: load a model, pose the question, extract action objects, route, ask."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from ..mllm import (
+    MLLMHandle,
+    Stream,
+    answer_video,
+    ask,
+    choose_streams,
+    extract_action_objects,
+    load_mllm,
+    route_question,
+)
+from ..mllm.answering import answer_info
+from ..video import VideoClip
+
+CATEGORY = "MotionSight/MLLM"
+_QUESTION = ("STRING", {"forceInput": True, "tooltip": "The question (from the Question node)."})
+_LABEL_TOOLTIP = (
+    "auto: let the MLLM (or keyword rules) decide camera vs object motion. Or a label that wins: "
+    "camera, object, repetition, or a benchmark's own (MotionBench question_type, FAVOR task_type)."
+)
+
+
+class MotionSightLoadMLLM:
+    DESCRIPTION = (
+        "Load a multimodal LLM: a local transformers model (Qwen2.5-VL, Qwen2-VL, Qwen3-VL, ...) from a "
+        "folder or ComfyUI's models/LLM, or an OpenAI-compatible server (vLLM, SGLang, lmdeploy, Ollama, "
+        "hosted). With no model set, the Ask node does a dry run and shows the request it would send."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = ("MOTIONSIGHT_MLLM",)
+    RETURN_NAMES = ("mllm",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "backend": (
+                    ["transformers", "openai"],
+                    {
+                        "default": "transformers",
+                        "tooltip": "Local transformers model or an OpenAI-compatible HTTP server.",
+                    },
+                ),
+                "model": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "transformers: model folder (or a name in models/LLM). openai: the served model name. Empty: dry run.",
+                    },
+                ),
+                "base_url": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "openai: the server's base URL, e.g. http://localhost:8000/v1.",
+                    },
+                ),
+                "api_key_env": (
+                    "STRING",
+                    {
+                        "default": "OPENAI_API_KEY",
+                        "tooltip": "openai: NAME of the environment variable holding the API key (the key itself is never stored in the workflow).",
+                    },
+                ),
+                "max_new_tokens": (
+                    "INT",
+                    {"default": 128, "min": 1, "max": 8192, "tooltip": "Longest answer in tokens."},
+                ),
+                "temperature": (
+                    "FLOAT",
+                    {
+                        "default": 0.0,
+                        "min": 0.0,
+                        "max": 2.0,
+                        "step": 0.01,
+                        "tooltip": "0 decodes greedily (the paper's setting).",
+                    },
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 2**31 - 1,
+                        "tooltip": "Random seed for sampling (temperature > 0).",
+                    },
+                ),
+                "max_pixels": (
+                    "INT",
+                    {
+                        "default": 360 * 420,
+                        "min": 28 * 28,
+                        "max": 4096 * 4096,
+                        "tooltip": "Each image is resized to at most this many pixels (the paper: 360*420).",
+                    },
+                ),
+            },
+            "optional": {
+                "dtype": (
+                    ["auto", "bfloat16", "float16", "float32"],
+                    {
+                        "default": "auto",
+                        "tooltip": "transformers: weights dtype (auto: bfloat16 on CUDA, float32 on CPU).",
+                    },
+                ),
+                "device": (
+                    ["auto", "cuda", "cpu"],
+                    {
+                        "default": "auto",
+                        "tooltip": "transformers: auto uses ComfyUI's device (honours --cpu).",
+                    },
+                ),
+                "attention": (
+                    ["auto", "sdpa", "eager", "flash_attention_2"],
+                    {"default": "auto", "tooltip": "transformers: attention implementation."},
+                ),
+                "frames_as": (
+                    ["images", "video"],
+                    {
+                        "default": "images",
+                        "tooltip": "images: each frame labelled Frame{i} (the paper's way). video: one video per stream.",
+                    },
+                ),
+                "keep_loaded": (
+                    "BOOLEAN",
+                    {
+                        "default": True,
+                        "tooltip": "transformers: keep the model on the GPU between runs; off moves it to the CPU after each answer.",
+                    },
+                ),
+                "allow_download": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "transformers: allow `model` to be a hub id that is downloaded.",
+                    },
+                ),
+                "timeout": (
+                    "FLOAT",
+                    {
+                        "default": 120.0,
+                        "min": 1.0,
+                        "max": 3600.0,
+                        "tooltip": "openai: seconds to wait for one reply.",
+                    },
+                ),
+                "retries": (
+                    "INT",
+                    {
+                        "default": 3,
+                        "min": 0,
+                        "max": 10,
+                        "tooltip": "openai: retries on 429, 5xx, timeouts and dropped connections.",
+                    },
+                ),
+                "concurrency": (
+                    "INT",
+                    {
+                        "default": 4,
+                        "min": 1,
+                        "max": 256,
+                        "tooltip": "openai: requests in flight at once (batch use).",
+                    },
+                ),
+            },
+        }
+
+    def load(
+        self,
+        backend: str,
+        model: str,
+        base_url: str,
+        api_key_env: str,
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        max_pixels: int,
+        **optional,
+    ):
+        handle = load_mllm(
+            backend,
+            model,
+            base_url,
+            api_key_env,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            max_pixels=max_pixels,
+            **optional,
+        )
+        return (handle,)
+
+
+class MotionSightQuestion:
+    DESCRIPTION = "The question about the video's motion, and an optional label that fixes the branch (camera or object)."
+    CATEGORY = CATEGORY
+    FUNCTION = "pose"
+    RETURN_TYPES = ("STRING", "STRING")
+    RETURN_NAMES = ("question", "label")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "question": (
+                    "STRING",
+                    {
+                        "default": "Describe the motion in this video.",
+                        "multiline": True,
+                        "tooltip": "The question, with lettered options for multiple choice.",
+                    },
+                ),
+                "label": ("STRING", {"default": "auto", "tooltip": _LABEL_TOOLTIP}),
+            }
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, question: str) -> bool | str:
+        return True if question.strip() else "the question is empty"
+
+    def pose(self, question: str, label: str):
+        return (question.strip(), label.strip())
+
+
+class MotionSightExtractActionObjects:
+    DESCRIPTION = (
+        "Ask the MLLM which entities take part in the motion the question is about (METHOD step 3.1), "
+        'as the detector prompt "obj1. obj2.". Bounded retries, then a generic fallback recorded in `raw`.'
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "extract"
+    RETURN_TYPES = ("STRING", "STRING")
+    RETURN_NAMES = ("objects", "raw")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "mllm": ("MOTIONSIGHT_MLLM", {"tooltip": "The model to ask."}),
+                "frames": ("IMAGE", {"tooltip": "The original sampled frames."}),
+                "question": _QUESTION,
+                "attempts": (
+                    "INT",
+                    {"default": 3, "min": 1, "max": 10, "tooltip": "Tries before falling back."},
+                ),
+            }
+        }
+
+    def extract(self, mllm: MLLMHandle, frames: torch.Tensor, question: str, attempts: int):
+        found = extract_action_objects(mllm.model, question, frames, attempts, mllm.options)
+        return (
+            found.prompt,
+            json.dumps(
+                {"objects": found.objects, "replies": found.raw, "fallback": found.fallback}
+            ),
+        )
+
+
+class MotionSightRouteQuestion:
+    DESCRIPTION = "Decide the branch: camera (motion trails) or object (spotlight). A given label wins, else the MLLM decides, else keyword rules."
+    CATEGORY = CATEGORY
+    FUNCTION = "route"
+    RETURN_TYPES = ("STRING", "STRING")
+    RETURN_NAMES = ("branch", "info")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "question": _QUESTION,
+                "label": ("STRING", {"default": "auto", "tooltip": _LABEL_TOOLTIP}),
+            },
+            "optional": {
+                "mllm": (
+                    "MOTIONSIGHT_MLLM",
+                    {"tooltip": "Lets the MLLM judge unlabelled questions."},
+                )
+            },
+        }
+
+    def route(self, question: str, label: str, mllm: MLLMHandle | None = None):
+        route = route_question(question, label, mllm.model if mllm else None)
+        return (route.branch, json.dumps(route.__dict__))
+
+
+class MotionSightAsk:
+    DESCRIPTION = (
+        "Ask the question with the visual prompts of the question's branch: motion trails for camera "
+        "motion, spotlight (or the crop, for repetition counts) for object motion. Each frame is labelled "
+        "Frame{i} under its stream's heading, followed by the sample times (METHOD step 5)."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "ask"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING", "STRING")
+    RETURN_NAMES = ("answer", "info")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        stream = {
+            "tooltip": "Frames of this visual-prompt stream (same count as the sampled frames)."
+        }
+        return {
+            "required": {
+                "mllm": ("MOTIONSIGHT_MLLM", {"tooltip": "The model to ask."}),
+                "question": _QUESTION,
+                "label": ("STRING", {"default": "auto", "tooltip": _LABEL_TOOLTIP}),
+            },
+            "optional": {
+                "video": (
+                    "MOTIONSIGHT_VIDEO",
+                    {"tooltip": "The video handle: gives the sample times stated in the prompt."},
+                ),
+                "original": ("IMAGE", stream),
+                "spotlight": ("IMAGE", stream),
+                "motion_trails": ("IMAGE", stream),
+                "background_blur": ("IMAGE", stream),
+                "crop": ("IMAGE", stream),
+            },
+        }
+
+    def ask(
+        self,
+        mllm: MLLMHandle,
+        question: str,
+        label: str,
+        video: VideoClip | None = None,
+        **streams: torch.Tensor,
+    ):
+        route = route_question(question, label, mllm.model)
+        chosen: list[Stream] = choose_streams(route, streams)
+        timestamps = list(video.sampling.timestamps) if video is not None else None
+        answer = ask(mllm, question, chosen, timestamps)
+        info = answer_info(answer, route, chosen)
+        return {"ui": {"text": [answer.text]}, "result": (answer.text, info)}
+
+
+class MotionSightAnswer:
+    DESCRIPTION = (
+        "The whole MotionSight method in one node: route the question, build the branch's visual prompt "
+        "(motion trails, or action objects -> detection -> temporal clustering -> spotlight) and ask."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "answer"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING", "STRING")
+    RETURN_NAMES = ("answer", "info")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "mllm": ("MOTIONSIGHT_MLLM", {"tooltip": "The model to ask."}),
+                "video": ("MOTIONSIGHT_VIDEO", {"tooltip": "The video (from Load Video)."}),
+                "question": (
+                    "STRING",
+                    {
+                        "default": "Describe the motion in this video.",
+                        "multiline": True,
+                        "tooltip": "The question.",
+                    },
+                ),
+                "label": ("STRING", {"default": "auto", "tooltip": _LABEL_TOOLTIP}),
+            },
+            "optional": {
+                "detector": (
+                    "MOTIONSIGHT_DETECTOR",
+                    {
+                        "tooltip": "Detector for the object branch (default: the weight-free motion detector)."
+                    },
+                )
+            },
+        }
+
+    def answer(self, mllm: MLLMHandle, video: VideoClip, question: str, label: str, detector=None):
+        answer, info = answer_video(mllm, video, question, label, detector)
+        return {"ui": {"text": [answer.text]}, "result": (answer.text, info)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "MotionSightLoadMLLM": MotionSightLoadMLLM,
+    "MotionSightQuestion": MotionSightQuestion,
+    "MotionSightExtractActionObjects": MotionSightExtractActionObjects,
+    "MotionSightRouteQuestion": MotionSightRouteQuestion,
+    "MotionSightAsk": MotionSightAsk,
+    "MotionSightAnswer": MotionSightAnswer,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "MotionSightLoadMLLM": "Load MLLM (MotionSight)",
+    "MotionSightQuestion": "Question (MotionSight)",
+    "MotionSightExtractActionObjects": "Extract Action Objects (MotionSight)",
+    "MotionSightRouteQuestion": "Route Question (MotionSight)",
+    "MotionSightAsk": "Ask MLLM (MotionSight)",
+    "MotionSightAnswer": "MotionSight Answer (all in one)",
+}
