@@ -7,7 +7,13 @@ from .blur import background_blur
 from .clustering import ClusteredBoxes, cluster_boxes, whole_frame_box
 from .sampling import fixed_rate_indices, sample_timestamps, segment_midpoint_indices
 from .spotlight import box_masks, crop_to_boxes, pad_boxes, spotlight, spotlight_boxes
-from .trails import MotionTrails, motion_trails, trail_weights, trail_windows
+from .trails import (
+    MotionTrails,
+    motion_trails,
+    motion_trails_from_frames,
+    trail_weights,
+    trail_windows,
+)
 
 __all__ = [
     "ClusteredBoxes",
@@ -18,6 +24,7 @@ __all__ = [
     "crop_to_boxes",
     "fixed_rate_indices",
     "motion_trails",
+    "motion_trails_from_frames",
     "pad_boxes",
     "sample_timestamps",
     "segment_midpoint_indices",

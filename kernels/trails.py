@@ -115,6 +115,34 @@ def motion_trails(windows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nt,ntp->np", weights, flat).reshape(windows.shape[0], *windows.shape[2:])
 
 
+def motion_trails_from_frames(
+    frames: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Trails straight from distinct frames: `out[n] = sum_t weights[n, t] * frames[indices[n, t]]`.
+
+    Overlapping windows share frames; folding the windows into an `[N, U]` mixing matrix and
+    taking one matrix product reads each frame once instead of once per window, and needs no
+    gathered copy of the windows.
+
+    Args:
+        frames: `[U, *]` distinct frames (float, or uint8 computed in float32).
+        indices: int `[N, T]` rows of `frames` in each window.
+        weights: `[N, T]` blending weights (e.g. from `trail_windows`).
+
+    Returns:
+        float tensor `[N, *]` on the frames' device.
+    """
+    if indices.shape != weights.shape or indices.ndim != 2:
+        raise ValueError(
+            f"indices {tuple(indices.shape)} and weights {tuple(weights.shape)} must both be [N, T]"
+        )
+    dtype = frames.dtype if frames.is_floating_point() else torch.float32
+    mixing = torch.zeros(indices.shape[0], frames.shape[0], dtype=dtype, device=frames.device)
+    mixing.scatter_add_(1, indices.to(frames.device), weights.to(frames.device, dtype))
+    flat = frames.reshape(frames.shape[0], -1).to(dtype)
+    return (mixing @ flat).reshape(indices.shape[0], *frames.shape[1:])
+
+
 class MotionTrails(nn.Module):
     """Module wrapper of `motion_trails` with fixed `trail_weights(length, decay, variant)`."""
 

@@ -14,6 +14,7 @@ from motionsight.kernels import (
     crop_to_boxes,
     fixed_rate_indices,
     motion_trails,
+    motion_trails_from_frames,
     pad_boxes,
     sample_timestamps,
     segment_midpoint_indices,
@@ -124,6 +125,15 @@ def test_trails_take_per_window_weights_and_reject_mismatches():
     assert torch.equal(out[0], windows[0, 0]) and torch.equal(out[1], windows[1, 2])
     with pytest.raises(ValueError):
         motion_trails(windows, torch.ones(2, 4))
+
+
+def test_trails_from_distinct_frames_equal_trails_of_gathered_windows():
+    frames = torch.randint(0, 256, (10, 6, 5, 3), dtype=torch.uint8)
+    indices, weights = trail_windows(torch.tensor([0, 3, 4, 9]), 10)
+    expected = motion_trails(frames[indices], weights)
+    assert torch.allclose(motion_trails_from_frames(frames, indices, weights), expected, atol=1e-4)
+    with pytest.raises(ValueError):
+        motion_trails_from_frames(frames, indices, weights[:, :3])
 
 
 # ----------------------------------------------------------------------------- spotlight, crop

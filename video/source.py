@@ -213,6 +213,22 @@ def _put_rgb(bgr: np.ndarray, size: tuple[int, int], slot: np.ndarray) -> None:
         cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=slot)
 
 
+def _buffer_rows(buffer: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """The leading `shape[0]` rows of a uint8 CPU buffer, as a numpy view to write into."""
+    if (
+        buffer.dtype != torch.uint8
+        or buffer.device.type != "cpu"
+        or tuple(buffer.shape[1:]) != shape[1:]
+        or buffer.shape[0] < shape[0]
+        or not buffer.is_contiguous()
+    ):
+        raise ValueError(
+            f"buffer must be a contiguous uint8 CPU tensor of at least {shape}, "
+            f"got {buffer.dtype} {tuple(buffer.shape)} on {buffer.device}"
+        )
+    return buffer[: shape[0]].numpy()
+
+
 # --- OpenCV plumbing --------------------------------------------------------------------------
 
 # Still images FFmpeg would happily open as a one-frame "video".
@@ -435,19 +451,30 @@ class VideoFile:
             reader.close()  # releases the capture now, not whenever the generator is collected
 
     def iter_read(
-        self, chunks: Iterable[Sequence[int] | torch.Tensor], max_side: int = 0
+        self,
+        chunks: Iterable[Sequence[int] | torch.Tensor],
+        max_side: int = 0,
+        into: Iterable[torch.Tensor] | None = None,
     ) -> Iterator[torch.Tensor]:
         """`read` for several index lists in turn, through one capture kept open between them.
 
         Chunks whose indices increase from one to the next are decoded in a single forward
         pass. Each chunk's distinct frames are decoded once; memory holds one chunk at a time.
+        `into`: optional uint8 CPU buffers, one per chunk, each with at least as many rows as
+        its chunk; frames are decoded straight into their leading rows (reused buffers spare
+        the page faults of fresh ones) and the yielded tensors are views of them.
         """
         size = fit_size(self.info.width, self.info.height, max_side)
+        buffers = iter(into) if into is not None else None
         decoder: _Decoder | None = None
         try:
             for chunk in chunks:
                 wanted = _index_list(chunk, self.info)
-                out = np.empty((len(wanted), size[1], size[0], 3), dtype=np.uint8)
+                shape = (len(wanted), size[1], size[0], 3)
+                if buffers is None:
+                    out = np.empty(shape, dtype=np.uint8)
+                else:
+                    out = _buffer_rows(next(buffers), shape)
                 slots: dict[int, list[int]] = {}
                 for slot, index in enumerate(wanted):
                     slots.setdefault(index, []).append(slot)
@@ -515,11 +542,19 @@ class FrameBatch:
         )
 
     def iter_read(
-        self, chunks: Iterable[Sequence[int] | torch.Tensor], max_side: int = 0
+        self,
+        chunks: Iterable[Sequence[int] | torch.Tensor],
+        max_side: int = 0,
+        into: Iterable[torch.Tensor] | None = None,
     ) -> Iterator[torch.Tensor]:
-        """`read` for several index lists in turn."""
+        """`read` for several index lists in turn (`into` as in `VideoFile.iter_read`)."""
+        buffers = iter(into) if into is not None else None
         for chunk in chunks:
-            yield self.read(chunk, max_side)
+            frames = self.read(chunk, max_side)
+            if buffers is not None:
+                rows = torch.from_numpy(_buffer_rows(next(buffers), tuple(frames.shape)))
+                frames = rows.copy_(frames)
+            yield frames
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The reference blends every frame of the whole video with its predecessors and re-encodes the
 result, then samples 16 frames of it. Here only the `echoes`-frame windows behind (or ahead of)
 the sampled frames are decoded, a few windows at a time, already shrunk to the clip's size
-(blending is linear, so shrinking first gives the same picture), and each group of windows is
-one weighted sum on the chosen device.
+(blending and area resizing are both linear, so shrinking first gives the same picture up to
+8-bit rounding), and each group of windows is one weighted sum on the chosen device. Memory
+holds a few windows' frames, never the video.
 """
 
 from __future__ import annotations
@@ -13,20 +14,28 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ..kernels.trails import motion_trails, trail_windows
+from ..kernels.trails import motion_trails_from_frames, trail_windows
 from .source import VideoClip
 
 __all__ = ["render_motion_trails"]
 
 
-def _read_chunks(clip: VideoClip, chunks: list[list[int]]) -> Iterator[torch.Tensor]:
-    """uint8 `[len(chunk), H, W, 3]` per chunk, through one open decoder when the source has one."""
+def _read_chunks(
+    clip: VideoClip, chunks: list[list[int]], into: Iterator[torch.Tensor]
+) -> Iterator[torch.Tensor]:
+    """uint8 `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields."""
     iter_read = getattr(clip.source, "iter_read", None)
-    if iter_read is not None:
-        yield from iter_read(chunks, clip.max_side)
+    if iter_read is not None:  # one decoder for all chunks
+        yield from iter_read(chunks, clip.max_side, into=into)
     else:
-        for chunk in chunks:
-            yield clip.source.read(chunk, clip.max_side)
+        for chunk, buffer in zip(chunks, into, strict=False):
+            yield buffer[: len(chunk)].copy_(clip.source.read(chunk, clip.max_side))
+
+
+def _positions(order: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """Where each of `wanted` sits in `order` (distinct values, any order)."""
+    values, perm = order.sort()
+    return perm[torch.searchsorted(values, wanted)]
 
 
 def render_motion_trails(
@@ -71,38 +80,36 @@ def render_motion_trails(
         need[~torch.isin(need, prev)] if prev is not None else need
         for need, prev in zip(needed, [None, *needed[:-1]], strict=True)
     ]
-    reads = _read_chunks(clip, [f.tolist() for f in fresh])
 
     width, height = clip.size
     span = window_idx.shape[1]
-    out = torch.empty((n, height, width, 3), dtype=torch.float32)
-    # Reused buffers: fresh multi-megabyte allocations per chunk cost more (page faults) than
-    # the arithmetic. Gather the windows as uint8, then widen them in place.
     rows = min(chunk_size, n) * span
-    win_u8 = torch.empty((rows, height, width, 3), dtype=torch.uint8, device=device)
-    win_f = torch.empty((rows, height, width, 3), dtype=torch.float32, device=device)
-    prev_need: torch.Tensor | None = None
-    prev_frames: torch.Tensor | None = None
+    out = torch.empty((n, height, width, 3), dtype=torch.float32)
+    # Reused buffers: on a fresh multi-megabyte allocation the page faults cost more than the
+    # arithmetic. Two uint8 buffers of distinct frames take turns (this chunk's, the previous
+    # chunk's to carry frames over from).
+    ring = [torch.empty((rows, height, width, 3), dtype=torch.uint8) for _ in range(2)]
+    reads = _read_chunks(
+        clip, [f.tolist() for f in fresh], (ring[c % 2] for c in range(len(bounds)))
+    )
+    prev_order = torch.empty(0, dtype=torch.long)
     try:
-        for (a, b), need, new in zip(bounds, needed, fresh, strict=True):
-            decoded = next(reads)
-            if prev_need is None or len(new) == len(need):
-                frames = decoded
-            else:  # splice in the frames the previous chunk already decoded
-                frames = torch.empty((len(need), height, width, 3), dtype=torch.uint8)
-                is_new = torch.isin(need, new)
-                frames[is_new] = decoded
-                frames[~is_new] = prev_frames[torch.searchsorted(prev_need, need[~is_new])]
-            prev_need, prev_frames = need, frames
+        for c, ((a, b), need, new) in enumerate(zip(bounds, needed, fresh, strict=True)):
+            buffer, prev_buffer = ring[c % 2], ring[(c + 1) % 2]
+            next(reads)  # decodes the new frames into buffer[:len(new)]
+            carried = need[~torch.isin(need, new)]
+            if len(carried):
+                rows_from = _positions(prev_order, carried)
+                torch.index_select(prev_buffer, 0, rows_from, out=buffer[len(new) : len(need)])
+            order = torch.cat([new, carried])  # the frame index held by each buffer row
+            frames = buffer[: len(need)].to(device)
+            prev_order = order
 
-            # [n, T, H, W, 3] windows gathered from the distinct frames, then one weighted sum.
-            pick = torch.searchsorted(need, window_idx[a:b].flatten()).to(device)
-            k = pick.numel()
-            torch.index_select(frames.to(device), 0, pick, out=win_u8[:k])
-            windows = win_f[:k].copy_(win_u8[:k]).view(b - a, span, height, width, 3)
-            # 1/255 folded into the weights: the blend lands in 0..1 without another pass.
-            weights = window_w[a:b].to(device=device, dtype=torch.float32) / 255
-            out[a:b] = motion_trails(windows, weights).clamp_(0, 1)
+            # One weighted sum over the distinct frames (a [windows x frames] mixing matrix);
+            # 1/255 folded into the weights, so the blend lands in 0..1 without another pass.
+            pick = _positions(order, window_idx[a:b].flatten()).view(b - a, span)
+            weights = window_w[a:b].to(dtype=torch.float32) / 255
+            out[a:b] = motion_trails_from_frames(frames, pick, weights).clamp_(0, 1).cpu()
             if progress is not None:
                 progress(b - a)
     finally:
