@@ -13,7 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..mllm import MLLMError
 from .cli import EXIT_OK, print_result, result_to_json
+from .errors import NodeExecutionError
 from .executor import Executor
 from .run import default_node_classes, run_workflow
 
@@ -114,37 +116,61 @@ def ask_overrides(args: argparse.Namespace) -> list[str]:
     return overrides + list(args.overrides)
 
 
+DRY_RUN_SETS = ["MotionSightLoadMLLM.model=", "MotionSightLoadMLLM.base_url="]
+
+
 def run_ask(args: argparse.Namespace) -> int:
+    """Run the routed workflow and print the answer. A configured model that fails (bad folder,
+    server down) still leaves the visual prompts and the request on disk/stdout: the workflow is
+    re-run as a dry run, then the model's error is raised (non-zero exit)."""
     node_classes, display_names = default_node_classes()
-    result = run_workflow(
-        args.workflow,
-        ask_overrides(args),
-        output_dir=Path(args.output),
-        executor=Executor(node_classes, quiet=args.quiet),
-        display_names=display_names,
-    )
-    ask_output = result.output("MotionSightAsk")
-    answer, info = ask_output.result
+    executor = Executor(node_classes, quiet=args.quiet)
+    overrides = ask_overrides(args)
+    failure: NodeExecutionError | None = None
+
+    def run(sets: list[str]):
+        return run_workflow(
+            args.workflow,
+            sets,
+            output_dir=Path(args.output),
+            executor=executor,
+            display_names=display_names,
+        )
+
+    try:
+        result = run(overrides)
+    except NodeExecutionError as exc:
+        if not isinstance(exc.__cause__, MLLMError):
+            raise
+        failure = exc
+        result = run(overrides + DRY_RUN_SETS)  # same executor: decoded frames are reused
+    answer, info = result.output("MotionSightAsk").result
     details = json.loads(info)
     if args.json:
         payload = result_to_json(result, workflow=args.workflow)
         payload["answer"], payload["info"] = answer, details
+        if failure is not None:
+            payload["error"] = str(failure)
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return EXIT_OK
-    saved = [o for o in result.outputs if o.class_type != "MotionSightAsk"]
-    for o in saved:
-        for sheet in o.ui.get("contact_sheet", []):
-            print(f"{o.title}: {sheet}", file=sys.stderr)
-    if details.get("dry_run"):
-        print(answer)
     else:
-        route = details["route"]
+        for o in result.outputs:
+            for sheet in o.ui.get("contact_sheet", []):
+                print(f"{o.title}: {sheet}", file=sys.stderr)
+        if not details.get("dry_run"):
+            route = details["route"]
+            print(
+                f"[{route['branch']} branch ({route['source']}), {details['num_images']} frames, {details['model']}]",
+                file=sys.stderr,
+            )
+        print(answer)
+    if failure is not None:
         print(
-            f"[{route['branch']} branch ({route['source']}), {details['num_images']} frames, {details['model']}]",
+            "the configured model failed (below); the visual prompts were saved and the request "
+            "above is what it would have been sent",
             file=sys.stderr,
         )
-        print(answer)
+        raise failure  # main() prints it in one line and exits non-zero
     return EXIT_OK
 
 

@@ -1,7 +1,11 @@
-"""Multimodal LLM backends (local transformers, OpenAI-compatible HTTP) and MotionSight's prompting."""
+"""Multimodal LLM backends (local transformers, OpenAI-compatible HTTP) and MotionSight's prompting.
+
+The backends (`transformers_backend.TransformersMLLM`, `openai_backend.OpenAIMLLM`) load lazily
+through `load_mllm`; both take the same `Prompt` and answer with an `Answer`.
+"""
 
 from .answering import MLLMHandle, answer_video, ask, choose_streams
-from .base import MLLM, Answer, GenerationOptions, MLLMError, Prompt
+from .base import MLLM, Answer, GenerationOptions, MLLMError, Prompt, PromptedMLLM, message_content
 from .loader import load_mllm
 from .protocol import (
     ActionObjects,
@@ -22,6 +26,7 @@ __all__ = [
     "MLLMError",
     "MLLMHandle",
     "Prompt",
+    "PromptedMLLM",
     "Route",
     "Stream",
     "answer_video",
@@ -29,6 +34,7 @@ __all__ = [
     "choose_streams",
     "extract_action_objects",
     "load_mllm",
+    "message_content",
     "final_prompt",
     "parse_action_objects",
     "route_question",

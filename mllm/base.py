@@ -7,6 +7,7 @@ backend, so a local transformers model and an HTTP server see the same labelled 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,6 +63,7 @@ class Answer:
     seconds: float = 0.0
     attempts: int = 1
     dry_run: bool = False
+    errors: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +75,7 @@ class Answer:
             "seconds": round(self.seconds, 3),
             "attempts": self.attempts,
             "dry_run": self.dry_run,
+            "errors": list(self.errors),
             **self.extra,
         }
 
@@ -84,6 +87,45 @@ class MLLM(Protocol):
     name: str
 
     def generate(self, prompt: Prompt, options: GenerationOptions) -> Answer: ...
+
+
+class PromptedMLLM:
+    """Shared by the backends: `ask` builds MotionSight's final prompt and generates."""
+
+    name: str
+
+    def generate(self, prompt: Prompt, options: GenerationOptions) -> Answer:
+        raise NotImplementedError
+
+    def ask(
+        self,
+        streams: Sequence[Any],
+        question: str,
+        options: GenerationOptions | None = None,
+        timestamps: Sequence[float] | None = None,
+    ) -> Answer:
+        """`streams` (`protocol.Stream`: kind + frames `[N, H, W, 3]` float 0..1) under their
+        headings, each frame labelled `Frame{i}:`, then the sample times and the question."""
+        from .protocol import final_prompt  # the protocol builds on this module
+
+        return self.generate(
+            final_prompt(question, streams, timestamps), options or GenerationOptions()
+        )
+
+
+def message_content(prompt: Prompt) -> list[tuple[str, str | torch.Tensor]]:
+    """The user turn as ordered `("text", str)` / `("image", [H, W, 3])` items, adjacent text
+    merged. Both backends send exactly this sequence, so they see the same conversation."""
+    content: list[tuple[str, str | torch.Tensor]] = []
+    for part in prompt.parts:
+        if isinstance(part, str):
+            if content and content[-1][0] == "text":
+                content[-1] = ("text", str(content[-1][1]) + part)
+            else:
+                content.append(("text", part))
+        else:
+            content.append(("image", part))
+    return content
 
 
 def fit_max_pixels(height: int, width: int, max_pixels: int) -> tuple[int, int]:

@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from .. import comfy_bridge
-from .base import Answer, GenerationOptions, MLLMError, Prompt, resize_to_max_pixels
+from .base import (
+    Answer,
+    GenerationOptions,
+    MLLMError,
+    Prompt,
+    PromptedMLLM,
+    message_content,
+    resize_to_max_pixels,
+)
 
 _FRAME_LABEL = re.compile(r"\n?Frame\d+: ")
 DTYPES = {
@@ -44,8 +52,20 @@ def resolve_model_folder(model: str, allow_download: bool = False) -> str:
         if folder.is_dir():
             _check_model_folder(folder)
             return str(folder)
-    if allow_download and "/" in model and not Path(model).is_absolute():
-        return model
+    hub_id = re.fullmatch(r"\w[\w.-]*/[\w.-]+", model.strip())
+    if allow_download and hub_id:
+        if comfy_llm is None:
+            return model.strip()  # headless: the Hugging Face cache
+        # inside ComfyUI the download goes to models/LLM/<name>, where it is found next time
+        from huggingface_hub import snapshot_download
+
+        target = comfy_llm / model.strip().split("/")[-1]
+        try:
+            snapshot_download(repo_id=model.strip(), local_dir=target)
+        except Exception as exc:  # network, auth, missing repo: one clear message
+            raise MLLMError(f"could not download {model!r} to {target}: {exc}") from exc
+        _check_model_folder(target)
+        return str(target)
     raise MLLMError(
         f"model folder not found: {model!r} (looked in {', '.join(str(c) for c in candidates)}); "
         "give a local folder with config.json, or allow downloads to use a hub id"
@@ -71,7 +91,7 @@ def _check_model_folder(folder: Path) -> None:
         )
 
 
-class TransformersMLLM:
+class TransformersMLLM(PromptedMLLM):
     """A local image-text-to-text model. Loads on first use; `keep_loaded=False` moves it to the
     offload device (CPU) after each answer."""
 
@@ -146,14 +166,11 @@ class TransformersMLLM:
     def _messages_and_media(self, prompt: Prompt) -> tuple[list[dict], list[np.ndarray]]:
         content: list[dict] = []
         images: list[np.ndarray] = []
-        for part in prompt.parts:
-            if isinstance(part, str):
-                if content and content[-1]["type"] == "text":
-                    content[-1]["text"] += part
-                else:
-                    content.append({"type": "text", "text": part})
+        for kind, value in message_content(prompt):
+            if kind == "text":
+                content.append({"type": "text", "text": value})
             else:
-                image = resize_to_max_pixels(part.float(), self.max_pixels)
+                image = resize_to_max_pixels(value.float(), self.max_pixels)
                 images.append((image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
                 content.append({"type": "image"})
         return [{"role": "user", "content": content}], images
@@ -169,7 +186,9 @@ class TransformersMLLM:
             media: dict[str, Any] = {"images": images} if images else {}
             if self.frames_as == "video" and images:
                 messages, media = self._as_videos(prompt, images)
-                text = self._processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                text = self._processor.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
             inputs = self._processor(text=[text], return_tensors="pt", **media)
             model = self._model.to(self.device)
             inputs = inputs.to(self.device)

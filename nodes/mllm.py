@@ -8,6 +8,7 @@ import torch
 
 from ..mllm import (
     MLLMHandle,
+    Route,
     Stream,
     answer_video,
     ask,
@@ -126,7 +127,7 @@ class MotionSightLoadMLLM:
                     ["images", "video"],
                     {
                         "default": "images",
-                        "tooltip": "images: each frame labelled Frame{i} (the paper's way). video: one video per stream.",
+                        "tooltip": "transformers: images, each frame labelled Frame{i} (the paper's way), or one video per stream. Servers always get labelled images.",
                     },
                 ),
                 "keep_loaded": (
@@ -251,10 +252,34 @@ class MotionSightExtractActionObjects:
                     "INT",
                     {"default": 3, "min": 1, "max": 10, "tooltip": "Tries before falling back."},
                 ),
-            }
+            },
+            "optional": {
+                "branch": (
+                    "STRING",
+                    {
+                        "forceInput": True,
+                        "tooltip": "From Route Question: on the camera branch no objects are "
+                        "needed, so the MLLM is not asked (saves one request per question).",
+                    },
+                )
+            },
         }
 
-    def extract(self, mllm: MLLMHandle, frames: torch.Tensor, question: str, attempts: int):
+    def extract(
+        self,
+        mllm: MLLMHandle,
+        frames: torch.Tensor,
+        question: str,
+        attempts: int,
+        branch: str = "",
+    ):
+        if branch.strip().lower() == "camera":
+            found = extract_action_objects(None, question, frames)
+            found.fallback = "camera branch: action objects not needed"
+            return (
+                found.prompt,
+                json.dumps({"objects": found.objects, "replies": [], "fallback": found.fallback}),
+            )
         found = extract_action_objects(mllm.model, question, frames, attempts, mllm.options)
         return (
             found.prompt,
@@ -291,6 +316,23 @@ class MotionSightRouteQuestion:
         return (route.branch, json.dumps(route.__dict__))
 
 
+def parse_route(text: str) -> Route:
+    """A Route from Route Question's `info` JSON, or from a bare branch word."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+            return Route(str(data["branch"]), bool(data.get("repetition", False)),
+                         str(data.get("source", "given")), str(data.get("label", "")))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"route input is not Route Question's info JSON: {text[:80]!r}"
+            ) from exc
+    if text.lower() not in ("camera", "object"):
+        raise ValueError(f"route must be 'camera', 'object' or Route Question's info, got {text!r}")
+    return Route(text.lower(), False, "given")
+
+
 class MotionSightAsk:
     DESCRIPTION = (
         "Ask the question with the visual prompts of the question's branch: motion trails for camera "
@@ -315,6 +357,14 @@ class MotionSightAsk:
                 "label": ("STRING", {"default": "auto", "tooltip": _LABEL_TOOLTIP}),
             },
             "optional": {
+                "route": (
+                    "STRING",
+                    {
+                        "forceInput": True,
+                        "tooltip": "The `info` of Route Question: use its decision instead of "
+                        "routing again (one routing request per question).",
+                    },
+                ),
                 "video": (
                     "MOTIONSIGHT_VIDEO",
                     {"tooltip": "The video handle: gives the sample times stated in the prompt."},
@@ -333,13 +383,16 @@ class MotionSightAsk:
         question: str,
         label: str,
         video: VideoClip | None = None,
+        route: str = "",
         **streams: torch.Tensor,
     ):
-        route = route_question(question, label, mllm.model)
-        chosen: list[Stream] = choose_streams(route, streams)
+        decided = (
+            parse_route(route) if route.strip() else route_question(question, label, mllm.model)
+        )
+        chosen: list[Stream] = choose_streams(decided, streams)
         timestamps = list(video.sampling.timestamps) if video is not None else None
         answer = ask(mllm, question, chosen, timestamps)
-        info = answer_info(answer, route, chosen)
+        info = answer_info(answer, decided, chosen)
         return {"ui": {"text": [answer.text]}, "result": (answer.text, info)}
 
 

@@ -288,3 +288,42 @@ def test_shipped_mllm_workflows_store_no_model_or_key(repo_root):
             loader["inputs"]["api_key_env"] == "OPENAI_API_KEY"
             and "api_key" not in loader["inputs"]
         )
+
+
+class _RecordingProcessor:
+    """Wraps a loaded processor: records what each call receives, then delegates."""
+
+    def __init__(self, processor):
+        self._processor = processor
+        self.calls: list[dict] = []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        return self._processor(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._processor, name)
+
+
+@pytest.mark.parametrize("family", ["qwen25", "qwen2"])
+def test_processor_receives_the_labelled_frames_of_each_stream_in_order(family, request):
+    handle = load_mllm("transformers", str(request.getfixturevalue(family)), max_new_tokens=2)
+    handle.model.load()
+    recorder = handle.model._processor = _RecordingProcessor(handle.model._processor)
+    original = torch.stack([torch.full((28, 56, 3), 0.1 * i) for i in range(3)])
+    spotlight = torch.stack([torch.full((28, 56, 3), 0.5 + 0.1 * i) for i in range(3)])
+    streams = [Stream("spotlight", spotlight), Stream("original", original)]  # order is fixed
+    answer = handle.model.ask(streams, MC_QUESTION, GenerationOptions(2), [0.5, 1.5, 2.5])
+    (call,) = recorder.calls
+    means = [float(image.mean()) / 255 for image in call["images"]]
+    assert means == pytest.approx([0.0, 0.1, 0.2, 0.5, 0.6, 0.7], abs=0.01)
+    (text,) = call["text"]
+    image = "<|vision_start|><|image_pad|><|vision_end|>"
+    assert text.count(image) == 6
+    assert (
+        f"Original video:\nFrame0: {image}\nFrame1: {image}\nFrame2: {image}\n"
+        f"Spotlight video:\nFrame0: {image}\nFrame1: {image}\nFrame2: {image}\n"
+        "The video contains 3 frames sampled at 0.5, 1.5, 2.5 seconds.\n"
+        f'Here is the question: "{MC_QUESTION}".\n{MULTIPLE_CHOICE_INSTRUCTION}'
+    ) in text
+    assert answer.num_images == 6 and answer.prompt_text.count("<image>") == 6
