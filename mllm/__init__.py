@@ -14,6 +14,7 @@ from .protocol import (
     extract_action_objects,
     final_prompt,
     parse_action_objects,
+    parse_route,
     route_question,
     sample_times_sentence,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "message_content",
     "final_prompt",
     "parse_action_objects",
+    "parse_route",
     "route_question",
     "sample_times_sentence",
 ]

@@ -239,3 +239,20 @@ def route_question(question: str, label: str = "", mllm: MLLM | None = None) -> 
                 "camera" if word.startswith("camera") else "object", rules.repetition, "mllm"
             )
     return rules
+
+
+def parse_route(text: str) -> Route:
+    """A Route from `json.dumps(route.__dict__)` (Route Question's `info`) or a bare branch word."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+            return Route(str(data["branch"]), bool(data.get("repetition", False)),
+                         str(data.get("source", "given")), str(data.get("label", "")))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"route input is not Route Question's info JSON: {text[:80]!r}"
+            ) from exc
+    if text.lower() not in ("camera", "object"):
+        raise ValueError(f"route must be 'camera', 'object' or Route Question's info, got {text!r}")
+    return Route(text.lower(), False, "given")

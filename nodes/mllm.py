@@ -8,13 +8,13 @@ import torch
 
 from ..mllm import (
     MLLMHandle,
-    Route,
     Stream,
     answer_video,
     ask,
     choose_streams,
     extract_action_objects,
     load_mllm,
+    parse_route,
     route_question,
 )
 from ..mllm.answering import answer_info
@@ -314,23 +314,6 @@ class MotionSightRouteQuestion:
     def route(self, question: str, label: str, mllm: MLLMHandle | None = None):
         route = route_question(question, label, mllm.model if mllm else None)
         return (route.branch, json.dumps(route.__dict__))
-
-
-def parse_route(text: str) -> Route:
-    """A Route from Route Question's `info` JSON, or from a bare branch word."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-            return Route(str(data["branch"]), bool(data.get("repetition", False)),
-                         str(data.get("source", "given")), str(data.get("label", "")))  # fmt: skip
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"route input is not Route Question's info JSON: {text[:80]!r}"
-            ) from exc
-    if text.lower() not in ("camera", "object"):
-        raise ValueError(f"route must be 'camera', 'object' or Route Question's info, got {text!r}")
-    return Route(text.lower(), False, "given")
 
 
 class MotionSightAsk:

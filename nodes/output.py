@@ -51,26 +51,17 @@ def contact_sheet(
         y, x = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
         sheet[y : y + h, x : x + w] = pixels[i]
         if labels:
-            cv2.putText(
-                sheet,
-                labels[i],
-                (x + 4, y + 18),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.5,
-                (0, 0, 0),
-                3,
-                cv2.LINE_AA,
-            )
-            cv2.putText(
-                sheet,
-                labels[i],
-                (x + 4, y + 18),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.5,
-                (255, 255, 255),
-                1,
-                cv2.LINE_AA,
-            )
+            for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined text
+                cv2.putText(
+                    sheet,
+                    labels[i],
+                    (x + 4, y + 18),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5,
+                    color,
+                    thickness,
+                    cv2.LINE_AA,
+                )
     return sheet
 
 
