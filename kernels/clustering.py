@@ -1,19 +1,30 @@
 """Temporal box clustering: per-frame detections -> one steady spotlight box per frame.
 
-METHOD.md "Temporal clustering", rule by rule:
+METHOD.md "Temporal clustering", rule by rule, following the reference's
+`cluster_temporal_boxes` (NJU-PCALab/MotionSight, eval/motionsight/eval_favorbench.py):
 
 1. Per frame with boxes, the frame's box is the union of its boxes and its centre the mean of
-   their centres. Only such frames vote in the clustering.
-2. A running cluster centre follows `c = momentum * c + (1 - momentum) * centre` (0.7 / 0.3).
+   their centres. A frame without boxes reuses the last valid box and centre; before any box is
+   seen, the whole frame is the box (centre: the frame centre). These filled frames vote in the
+   clustering like any other (the reference does so), each adding one box.
+2. A running cluster centre follows `c = momentum * c + (1 - momentum) * centre` (0.7 / 0.3);
+   a new cluster starts from the current centre itself.
 3. A new cluster starts when a frame's centre is more than `distance_ratio * min(W, H)` from the
-   running centre AND the current cluster already holds `min_cluster_size` (3) boxes.
-4. A cluster's box is the union of its frames' boxes; a union narrower or shorter than
-   `min_box_size` (10 px) grows to `grown_box_size` (100 px) around its centre, clipped.
-5. Every frame is covered: frames inside a cluster's span (including frames without boxes,
-   which reuse the last valid box, i.e. their cluster's) take the cluster's box; frames between
-   two clusters take the union of both; frames before the first / after the last cluster take
-   the nearest cluster's box. With no box in any frame, every frame's box is the whole frame
-   (`fallback=True`), as before any box is seen.
+   running centre AND the current cluster already holds `min_cluster_size` (3) boxes. Boxes,
+   not frames: a frame with two objects adds two (as the reference counts them).
+4. A cluster's box is the union of its boxes; a union narrower or shorter than `min_box_size`
+   (10 px) grows to `grown_box_size` (100 px) around its centre (a side that is already larger
+   keeps its size, as in the reference), clipped to the frame.
+5. Every frame is covered: frames between two clusters take the union of both; frames before
+   the first / after the last cluster take the nearest cluster's box. With the reference's
+   filling (rule 1) every frame belongs to a cluster, so these rules only act when
+   `fill_empty=False`: then frames without boxes do not vote and are covered by rule 5 alone.
+   With no box in any frame, every frame's box is the whole frame (`fallback=True`).
+
+Where the reference and METHOD.md/this module differ: the reference's empty frame reuses the
+*first* box of the last frame with boxes (`current_boxes[0]`); here it reuses that frame's union
+(METHOD.md: "the frame's box is the union of its boxes"). The reference also silently skips
+all-zero boxes; here a caller filters its own invalid boxes (an empty `[0, 4]` frame).
 """
 
 from __future__ import annotations
@@ -28,9 +39,10 @@ import torch
 class ClusteredBoxes:
     """The result of `cluster_boxes`.
 
-    boxes: `[N, 4]` float pixels, one spotlight box per frame. cluster_ids: `[N]` int64, the
-    cluster a frame belongs to, or -1 for a frame between / outside clusters. fallback: True
-    when no frame had any box (all boxes are the whole frame).
+    boxes: `[N, 4]` float32 pixels, one spotlight box per frame. cluster_ids: `[N]` int64, the
+    cluster a frame belongs to, or -1 for a frame between / outside clusters (only with
+    `fill_empty=False`, or with `fallback`). fallback: True when no frame had any box (all
+    boxes are the whole frame).
     """
 
     boxes: torch.Tensor
@@ -39,7 +51,7 @@ class ClusteredBoxes:
 
 
 def whole_frame_box(height: int, width: int) -> torch.Tensor:
-    """`[4]` float box covering the whole frame."""
+    """`[4]` float32 box `[0, 0, width, height]` covering the whole frame."""
     return torch.tensor([0.0, 0.0, float(width), float(height)])
 
 
@@ -50,10 +62,11 @@ def _union(boxes: torch.Tensor) -> torch.Tensor:
 def _grow_small(
     box: torch.Tensor, min_size: float, grown: float, height: int, width: int
 ) -> torch.Tensor:
-    if float(box[2] - box[0]) >= min_size and float(box[3] - box[1]) >= min_size:
+    size = box[2:] - box[:2]
+    if float(size[0]) >= min_size and float(size[1]) >= min_size:
         return box
     centre = (box[:2] + box[2:]) / 2
-    half = grown / 2
+    half = size.clamp(min=grown) / 2  # only the small side(s) grow, as in the reference
     limits = torch.tensor([width, height], dtype=box.dtype)
     return torch.cat([(centre - half).clamp(min=0), torch.minimum(centre + half, limits)])
 
@@ -67,59 +80,78 @@ def cluster_boxes(
     min_cluster_size: int = 3,
     min_box_size: float = 10.0,
     grown_box_size: float = 100.0,
+    fill_empty: bool = True,
 ) -> ClusteredBoxes:
     """Cluster per-frame boxes over time into one spotlight box per frame (rules in the module doc).
 
     Args:
         boxes_per_frame: N tensors `[K_i, 4]` (K_i may be 0) of `[x1, y1, x2, y2]` pixels.
         height, width: frame size in pixels.
+        momentum: weight of the old running centre (0.7).
+        distance_ratio: split distance as a fraction of `min(W, H)` (0.3).
+        min_cluster_size: boxes a cluster must hold before it may split (3).
+        min_box_size, grown_box_size: a cluster union smaller than the first (px) on a side is
+            grown to the second around its centre (10, 100).
+        fill_empty: True (the reference): frames without boxes reuse the last valid box, or the
+            whole frame before any box, and vote. False: they do not vote and take the box of
+            their cluster's span, the union of the neighbouring clusters, or the nearest one.
 
     Returns:
-        `ClusteredBoxes` with `boxes` `[N, 4]` on the CPU.
+        `ClusteredBoxes` with `boxes` `[N, 4]` float32 and `cluster_ids` `[N]` on the CPU.
     """
     n = len(boxes_per_frame)
     if n == 0:
         raise ValueError("cluster_boxes needs at least one frame")
-    frame_box: dict[int, torch.Tensor] = {}
-    frame_centre: dict[int, torch.Tensor] = {}
+    if height < 1 or width < 1:
+        raise ValueError(f"cluster_boxes needs a positive frame size, got {width}x{height}")
+    whole = whole_frame_box(height, width).double()
+    # per voting frame: (frame index, box [4], centre [2], number of boxes it adds)
+    votes: list[tuple[int, torch.Tensor, torch.Tensor, int]] = []
+    last: tuple[torch.Tensor, torch.Tensor] | None = None
+    any_box = False
     for i, boxes in enumerate(boxes_per_frame):
-        boxes = boxes.detach().to("cpu", torch.float64).reshape(-1, 4)
+        boxes = torch.as_tensor(boxes).detach().to("cpu", torch.float64)
+        if boxes.numel() % 4:
+            raise ValueError(f"frame {i}: boxes must be [K, 4], got shape {tuple(boxes.shape)}")
+        boxes = boxes.reshape(-1, 4)
         if boxes.shape[0]:
-            frame_box[i] = _union(boxes)
-            frame_centre[i] = ((boxes[:, :2] + boxes[:, 2:]) / 2).mean(dim=0)
-    if not frame_box:
+            any_box = True
+            last = (_union(boxes), ((boxes[:, :2] + boxes[:, 2:]) / 2).mean(dim=0))
+            votes.append((i, *last, boxes.shape[0]))
+        elif fill_empty and last is not None:
+            votes.append((i, *last, 1))
+        elif fill_empty:
+            votes.append((i, whole, whole[2:] / 2, 1))
+    if not any_box:
         return ClusteredBoxes(
-            whole_frame_box(height, width).expand(n, 4).clone(), torch.full((n,), -1), True
+            whole.float().expand(n, 4).clone(), torch.full((n,), -1, dtype=torch.long), True
         )
 
     # Sequential by nature: each decision depends on the running centre of the frames before it,
     # over at most a few dozen 4-number boxes, so a loop over frames is the clear form here.
     threshold = distance_ratio * min(height, width)
-    clusters: list[list[int]] = []
+    clusters: list[list[int]] = []  # frame indices per cluster
+    cluster_unions: list[torch.Tensor] = []
+    held = 0  # boxes in the current cluster
     centre = None
-    for i in sorted(frame_box):
-        current = frame_centre[i]
+    for i, box, current, count in votes:
         far = centre is not None and float(torch.linalg.vector_norm(current - centre)) > threshold
-        if centre is None or (far and len(clusters[-1]) >= min_cluster_size):
+        if centre is None or (far and held >= min_cluster_size):
             clusters.append([i])
-            centre = current
+            cluster_unions.append(box)
+            held, centre = count, current
         else:
             clusters[-1].append(i)
+            cluster_unions[-1] = _union(torch.stack([cluster_unions[-1], box]))
+            held += count
             centre = momentum * centre + (1 - momentum) * current
 
     cluster_box = [
-        _grow_small(
-            _union(torch.stack([frame_box[i] for i in members])),
-            min_box_size,
-            grown_box_size,
-            height,
-            width,
-        )
-        for members in clusters
+        _grow_small(u, min_box_size, grown_box_size, height, width) for u in cluster_unions
     ]
     out = torch.empty(n, 4, dtype=torch.float64)
     ids = torch.full((n,), -1, dtype=torch.long)
-    for k, members in enumerate(clusters):
+    for k, members in enumerate(clusters):  # a cluster's span includes its non-voting frames
         out[members[0] : members[-1] + 1] = cluster_box[k]
         ids[members[0] : members[-1] + 1] = k
     for k in range(len(clusters) - 1):  # gaps: union of the two neighbours

@@ -30,7 +30,11 @@ def test_segment_midpoints_follow_the_paper_rule():
     assert segment_midpoint_indices(64).tolist() == list(range(2, 64, 4))
     s = 300 / 16
     assert segment_midpoint_indices(300).tolist() == [int(s / 2 + round(s * i)) for i in range(16)]
+    # s = 1.5: s*i hits .5 (1.5 -> 2, 4.5 -> 4): round half to even, as Python and numpy
+    assert segment_midpoint_indices(24).tolist() == [int(0.75 + round(1.5 * i)) for i in range(16)]
+    assert segment_midpoint_indices(24)[1:4].tolist() == [2, 3, 4]
     short = segment_midpoint_indices(10)
+    assert short.tolist() == [min(9, int(0.3125 + round(0.625 * i))) for i in range(16)]
     assert short.shape == (16,) and short.max() <= 9 and bool((short.diff() >= 0).all())
 
 
@@ -89,6 +93,31 @@ def test_trails_stay_within_three_levels_of_the_reference_8bit_fold(variant):
     ours = motion_trails(torch.from_numpy(windows), trail_weights(7, 0.65, variant).float())
     reference = np.stack([_reference_fold_uint8(w, variant) for w in windows])
     assert np.abs(ours.numpy() - reference.astype(np.float32)).max() <= 3.0
+
+
+@pytest.mark.parametrize("variant", ["trailing", "forward"])
+def test_trails_of_a_real_clip_match_the_reference_fold_including_short_start_windows(
+    variant, sample_videos_dir
+):
+    capture = cv2.VideoCapture(str(sample_videos_dir / "desert_train.mp4"))
+    frames = []
+    while len(frames) < 12:
+        ok, frame = capture.read()
+        assert ok, "could not decode 12 frames of desert_train.mp4"
+        frames.append(cv2.resize(frame, (160, 90), interpolation=cv2.INTER_AREA))
+    capture.release()
+    frames = np.stack(frames)  # [12, 90, 160, 3] uint8
+    samples = torch.tensor([0, 1, 3, 6, 11])  # start (1, 2, 4 frames), full, end
+    indices, weights = trail_windows(samples, len(frames), variant=variant)
+    ours = motion_trails(torch.from_numpy(frames)[indices].float() / 255, weights) * 255
+    for row, t in enumerate(samples.tolist()):
+        if variant == "trailing":
+            window = frames[max(0, t - 6) : t + 1]
+        else:
+            start = min(t, len(frames) - 7)
+            window = frames[start : start + 7]
+        reference = _reference_fold_uint8(window, variant).astype(np.float32)
+        assert np.abs(ours[row].numpy() - reference).max() <= 3.0, f"sample {t}"
 
 
 def test_trail_windows_start_middle_end():
@@ -244,7 +273,37 @@ def test_running_centre_is_an_exponential_average():
     assert cluster_boxes(frames, H, W).cluster_ids.tolist() == [0] * 6 + [1]
 
 
-def test_gap_frames_take_the_union_of_both_neighbours_and_edges_the_nearest_cluster():
+def test_a_frame_adds_all_its_boxes_to_the_cluster_count():
+    # one frame with 3 objects already makes the cluster big enough to split at the next frame
+    three = torch.cat([box_at(40, 50), box_at(50, 50), box_at(60, 50)])
+    result = cluster_boxes([three, box_at(350, 350)], H, W)
+    assert result.cluster_ids.tolist() == [0, 1]
+    assert result.boxes.tolist() == [[20.0, 30.0, 80.0, 70.0], [330.0, 330.0, 370.0, 370.0]]
+
+
+def test_leading_empty_frames_vote_as_the_whole_frame():
+    # before any box the whole frame is the box (centre 200, 200); with < 3 boxes held the far
+    # object joins that cluster, so its union is the whole frame
+    result = cluster_boxes([EMPTY, EMPTY, box_at(50, 50)], H, W)
+    assert result.cluster_ids.tolist() == [0, 0, 0] and not result.fallback
+    assert result.boxes.tolist() == [[0.0, 0.0, 400.0, 400.0]] * 3
+    # after 3 whole-frame votes a far object starts its own cluster
+    result = cluster_boxes([EMPTY] * 3 + [box_at(50, 50)] * 2, H, W)
+    assert result.cluster_ids.tolist() == [0, 0, 0, 1, 1]
+    assert result.boxes[0].tolist() == [0.0, 0.0, 400.0, 400.0]
+    assert result.boxes[4].tolist() == [30.0, 30.0, 70.0, 70.0]
+
+
+def test_trailing_empty_frames_reuse_the_last_box_and_can_split_on_it():
+    # frames 3.. reuse (350, 350) and count as boxes: after the jump at frame 3 the new cluster
+    # holds the reused boxes, the old one keeps only its own
+    frames = [box_at(50, 50)] * 3 + [box_at(350, 350), EMPTY, EMPTY]
+    result = cluster_boxes(frames, H, W)
+    assert result.cluster_ids.tolist() == [0, 0, 0, 1, 1, 1]
+    assert result.boxes[5].tolist() == [330.0, 330.0, 370.0, 370.0]
+
+
+def test_without_filling_gaps_take_the_union_of_both_neighbours_and_edges_the_nearest():
     frames = [
         EMPTY,
         box_at(50, 50),
@@ -255,19 +314,25 @@ def test_gap_frames_take_the_union_of_both_neighbours_and_edges_the_nearest_clus
         box_at(350, 350),
         EMPTY,
     ]
-    result = cluster_boxes(frames, H, W)
+    result = cluster_boxes(frames, H, W, fill_empty=False)
     first, second = [30.0, 30.0, 70.0, 70.0], [330.0, 330.0, 370.0, 370.0]
     assert result.cluster_ids.tolist() == [-1, 0, 0, 0, -1, 1, 1, -1]
     assert result.boxes[0].tolist() == first
     assert result.boxes[4].tolist() == [30.0, 30.0, 370.0, 370.0]
     assert result.boxes[7].tolist() == second
+    # the reference's filling instead puts the gap frame into the first cluster (reused box)
+    filled = cluster_boxes(frames, H, W)
+    assert filled.cluster_ids.tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert filled.boxes[0].tolist() == [0.0, 0.0, 400.0, 400.0]
+    assert filled.boxes[7].tolist() == second
 
 
 def test_empty_frames_inside_a_cluster_reuse_its_box():
     frames = [box_at(100, 100), EMPTY, EMPTY, box_at(110, 100)]
-    result = cluster_boxes(frames, H, W)
-    assert result.cluster_ids.tolist() == [0, 0, 0, 0]
-    assert result.boxes[1].tolist() == result.boxes[0].tolist() == [80.0, 80.0, 130.0, 120.0]
+    for fill in (True, False):
+        result = cluster_boxes(frames, H, W, fill_empty=fill)
+        assert result.cluster_ids.tolist() == [0, 0, 0, 0]
+        assert result.boxes[1].tolist() == result.boxes[0].tolist() == [80.0, 80.0, 130.0, 120.0]
 
 
 def test_tiny_union_grows_to_100px_around_its_centre_clipped():
@@ -275,13 +340,21 @@ def test_tiny_union_grows_to_100px_around_its_centre_clipped():
     assert cluster_boxes(tiny, H, W).boxes[0].tolist() == [52.5, 75.0, 152.5, 175.0]
     corner = [torch.tensor([[0.0, 0.0, 4.0, 4.0]])] * 3
     assert cluster_boxes(corner, H, W).boxes[0].tolist() == [0.0, 0.0, 52.0, 52.0]
+    # a thin but tall union: only the thin side grows (a long side never shrinks to 100)
+    thin = [torch.tensor([[200.0, 50.0, 205.0, 350.0]])]
+    assert cluster_boxes(thin, H, W).boxes[0].tolist() == [152.5, 50.0, 252.5, 350.0]
+    # 10 px is large enough
+    ten = [torch.tensor([[200.0, 200.0, 210.0, 210.0]])]
+    assert cluster_boxes(ten, H, W).boxes[0].tolist() == [200.0, 200.0, 210.0, 210.0]
 
 
 def test_no_boxes_at_all_fall_back_to_the_whole_frame():
     result = cluster_boxes([EMPTY] * 4, 300, 500)
     assert result.fallback and result.boxes.tolist() == [[0.0, 0.0, 500.0, 300.0]] * 4
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one frame"):
         cluster_boxes([], 300, 500)
+    with pytest.raises(ValueError, match="frame 1"):
+        cluster_boxes([EMPTY, torch.zeros(3)], 300, 500)
 
 
 # ----------------------------------------------------------------------------- device
