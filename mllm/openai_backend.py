@@ -1,12 +1,14 @@
 """An OpenAI-compatible chat-completions server (vLLM, SGLang, lmdeploy, Ollama, hosted services).
 
-Frames go as base64 JPEG data URLs, at most `max_pixels` pixels each, in the same order and
-with the same `Frame{i}:` text around them as the local backend gets (`base.message_content`).
+Frames go as base64 JPEG data URLs in the same order and with the same `Frame{i}:` text around
+them as the local backend gets (`base.message_content`), resized by the same
+`resize_to_max_pixels`, so both backends see the same pixels before JPEG.
 The API key is read at request time from the environment variable *named* in the settings, so
-it never sits in a workflow, a cache key or a pickled handle. Only the standard library talks
-HTTP (`urllib`), with a timeout per request, bounded retries with exponential backoff on 429,
-5xx, timeouts, dropped connections and malformed replies (honouring `Retry-After` up to a cap),
-and a semaphore that bounds the requests in flight per backend instance (batch use).
+it never sits in a workflow, a cache key, a repr or a pickled handle. Only the standard library
+talks HTTP (`urllib`): a socket timeout per request, bounded retries with exponential backoff on
+429, 5xx, timeouts, refused/reset/dropped connections and malformed replies (honouring
+`Retry-After` up to a cap), no retry on other 4xx, and a semaphore per instance that bounds the
+requests in flight (batch use calls `generate` from many threads).
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from .base import (
     MLLMError,
     Prompt,
     PromptedMLLM,
-    fit_max_pixels,
     message_content,
+    resize_to_max_pixels,
 )
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-RETRY_STATUS = {408, 409, 425, 429}  # plus every 5xx
+# 408 is a timeout and 409/425 are "try again": the official OpenAI client retries them too
+RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class _Retryable(Exception):
@@ -50,33 +54,45 @@ class _Retryable(Exception):
         self.wait = wait
 
 
-def encode_jpeg(image: torch.Tensor, max_pixels: int, quality: int = 90) -> tuple[str, list[int]]:
-    """`[H, W, 3]` float 0..1 -> (a `data:image/jpeg;base64,...` URL, `[height, width]` sent).
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """`[H, W, C]` float (0..1, clipped) -> uint8 `[H, W, C]` numpy, equal to the transformers
+    backend's `(x.clamp(0, 1) * 255).round()` (both round half to even).
 
-    The image is area-resized to at most `max_pixels` pixels (aspect kept). OpenCV does the
-    resize, the 8-bit conversion and the encoding without holding the GIL, so requests encoded
-    in parallel threads (the concurrency limit) overlap.
+    Two single-threaded OpenCV passes: torch would split these small element-wise ops over
+    its intra-op threads, which costs many request threads at once twice the CPU.
+    """
+    array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
+    _, positive = cv2.threshold(array, 0, 0, cv2.THRESH_TOZERO)
+    return cv2.convertScaleAbs(positive, alpha=255.0)  # saturates above 255
+
+
+def encode_jpeg(image: torch.Tensor, max_pixels: int, quality: int = 85) -> tuple[str, list[int]]:
+    """`[H, W, 3]` float 0..1 RGB -> (`data:image/jpeg;base64,...` URL, `[height, width]` sent).
+
+    Resized with `resize_to_max_pixels` (area filter, aspect kept, at most `max_pixels` pixels;
+    `max_pixels <= 0` keeps the size) and quantised to uint8 exactly as the transformers backend
+    does, then JPEG-encoded by OpenCV at `quality` (1..100).
     """
     if image.ndim != 3 or image.shape[-1] != 3:
         raise MLLMError(f"images must be [H, W, 3], got {tuple(image.shape)}")
-    array = image.detach().to("cpu", torch.float32).numpy()
-    height, width = fit_max_pixels(array.shape[0], array.shape[1], max_pixels)
-    if (height, width) != array.shape[:2]:
-        array = cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA)
-    array = np.clip(array, 0.0, 1.0)
-    bgr = cv2.cvtColor(cv2.convertScaleAbs(array, alpha=255.0), cv2.COLOR_RGB2BGR)
+    rgb = to_uint8(resize_to_max_pixels(image.detach().to("cpu", torch.float32), max_pixels))
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR
     ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise MLLMError(f"could not JPEG-encode an image of shape {tuple(image.shape)}")
     url = "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
-    return url, [height, width]
+    return url, [int(rgb.shape[0]), int(rgb.shape[1])]
 
 
 def chat_completions_url(base_url: str) -> str:
     """`http://host:8000/v1` -> `http://host:8000/v1/chat/completions` (a full URL is kept)."""
     url = base_url.strip().rstrip("/")
-    if not re.match(r"https?://", url):
-        raise MLLMError(f"base_url must start with http:// or https://, got {base_url!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MLLMError(
+            f"base_url must be an http:// or https:// URL such as http://127.0.0.1:8000/v1, "
+            f"got {base_url!r}"
+        )
     return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
@@ -92,7 +108,23 @@ def check_env_name(api_key_env: str) -> str:
 
 
 class OpenAIMLLM(PromptedMLLM):
-    """A model behind an OpenAI-compatible `/chat/completions` endpoint."""
+    """A model behind an OpenAI-compatible `/chat/completions` endpoint.
+
+    Args:
+        base_url: the API root, e.g. `http://127.0.0.1:8000/v1` (`/chat/completions` is
+            appended; a URL already ending in it is kept).
+        model: the model name on the server.
+        api_key_env: NAME of the environment variable holding the key, read at every request;
+            unset or empty (local servers) sends no `Authorization` header. "" disables it.
+        timeout: socket timeout per request (s): connecting and each read.
+        max_retries: retries after the first try (so at most `1 + max_retries` requests).
+        backoff: wait before retry `k` (0-based) is `backoff * 2**k` s, at most `max_backoff`.
+        max_pixels: each image is resized to at most this many pixels (<= 0: unchanged).
+        jpeg_quality: JPEG quality 1..100.
+        concurrency: requests in flight at once through this instance (across threads).
+        max_backoff: cap of the exponential backoff (s).
+        retry_after_cap: a server's `Retry-After` (s) is honoured up to this.
+    """
 
     def __init__(
         self,
@@ -101,51 +133,54 @@ class OpenAIMLLM(PromptedMLLM):
         api_key_env: str = "OPENAI_API_KEY",
         timeout: float = 120.0,
         max_retries: int = 3,
+        backoff: float = 1.0,
         max_pixels: int = 360 * 420,
+        jpeg_quality: int = 85,
         concurrency: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
+        max_backoff: float = 30.0,
         retry_after_cap: float = 30.0,
-        jpeg_quality: int = 90,
     ) -> None:
         if not model.strip():
             raise MLLMError(f"the OpenAI-compatible server {base_url} needs a model name")
-        if timeout <= 0 or max_retries < 0 or concurrency < 1:
+        if timeout <= 0 or max_retries < 0 or concurrency < 1 or backoff < 0:
             raise ValueError(
-                f"need timeout > 0, retries >= 0, concurrency >= 1; got {timeout}, {max_retries}, {concurrency}"
+                "OpenAIMLLM needs timeout > 0, max_retries >= 0, concurrency >= 1, backoff >= 0; "
+                f"got {timeout}, {max_retries}, {concurrency}, {backoff}"
             )
+        if not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
         self.url = chat_completions_url(base_url)
+        self.base_url = base_url.strip().rstrip("/")
         self.model = model.strip()
-        self.name = self.model
+        self.name = f"{self.model} @ {self.base_url}"
         self.api_key_env = check_env_name(api_key_env)
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
-        self.max_pixels = int(max_pixels)
-        self.concurrency = int(concurrency)
         self.backoff = float(backoff)
+        self.max_pixels = int(max_pixels)
+        self.jpeg_quality = int(jpeg_quality)
+        self.concurrency = int(concurrency)
         self.max_backoff = float(max_backoff)
         self.retry_after_cap = float(retry_after_cap)
-        self.jpeg_quality = int(jpeg_quality)
-        self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._opener = self._build_opener()
+        self._init_runtime()
 
-    def _build_opener(self) -> urllib.request.OpenerDirector:
+    def _init_runtime(self) -> None:
+        """What cannot be pickled (Ray ships the backend): the semaphore and the opener."""
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         # a proxy from the environment must not capture a server on this machine
         host = urllib.parse.urlsplit(self.url).hostname or ""
-        if host in ("localhost", "127.0.0.1", "::1"):
-            return urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        return urllib.request.build_opener()
+        handlers = [urllib.request.ProxyHandler({})] if host in LOCAL_HOSTS else []
+        self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
-        return f"OpenAIMLLM({self.url!r}, model={self.model!r})"
+        return f"OpenAIMLLM({self.url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("_slots", "_opener")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._opener = self._build_opener()
+        self._init_runtime()
 
     # ----------------------------------------------------------------------------- request
 
@@ -171,12 +206,13 @@ class OpenAIMLLM(PromptedMLLM):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        key = os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        key = os.environ.get(self.api_key_env, "").strip() if self.api_key_env else ""
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
     def _post_once(self, data: bytes) -> dict:
+        """One request; a `_Retryable` for what may pass, `MLLMError` for what will not."""
         request = urllib.request.Request(
             self.url, data=data, headers=self._headers(), method="POST"
         )
@@ -184,33 +220,47 @@ class OpenAIMLLM(PromptedMLLM):
             with self._slots, self._opener.open(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace").strip()
-            status = f"HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")
+            status = f"HTTP {exc.code} {exc.reason}" + _error_detail(exc)
             if exc.code in RETRY_STATUS or exc.code >= 500:
                 raise _Retryable(status, _retry_after(exc.headers.get("Retry-After"))) from exc
-            raise MLLMError(f"{self.url} refused the request: {status}") from exc
+            raise MLLMError(
+                f"{self.url} (model {self.model!r}) refused the request: {status}"
+                + _client_error_hint(exc.code)
+            ) from exc
         except TimeoutError as exc:
             raise _Retryable(f"timed out after {self.timeout:g} s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):
                 raise _Retryable(f"timed out after {self.timeout:g} s") from exc
             raise _Retryable(f"connection failed: {exc.reason}") from exc
-        except (http.client.HTTPException, ConnectionError, OSError) as exc:
+        except (http.client.HTTPException, OSError) as exc:
             # RemoteDisconnected, IncompleteRead, reset: the server dropped the connection
             raise _Retryable(f"connection dropped: {type(exc).__name__}: {exc}") from exc
         try:
             reply = json.loads(raw)
             text = reply["choices"][0]["message"]["content"]
             if not isinstance(text, str):
-                raise TypeError(f"content is {type(text).__name__}")
+                raise TypeError(f"content is {type(text).__name__}, not text")
         except (ValueError, KeyError, IndexError, TypeError) as exc:
+            # a proxy's HTML page or a half-written reply: a server fault, worth another try
             excerpt = raw[:200].decode("utf-8", "replace")
             raise _Retryable(
-                f"malformed reply (not chat-completion JSON: {exc}): {excerpt!r}"
+                f"malformed reply (not chat-completion JSON: {type(exc).__name__}: {exc}): "
+                f"{excerpt!r}"
             ) from exc
         return reply
 
+    def _wait(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before retry `attempt` (0-based): capped exponential, or the server's
+        `Retry-After` when longer (up to `retry_after_cap`)."""
+        wait = min(self.backoff * 2**attempt, self.max_backoff)
+        if retry_after is not None:
+            wait = min(max(wait, retry_after), self.retry_after_cap)
+        return wait
+
     def generate(self, prompt: Prompt, options: GenerationOptions) -> Answer:
+        """POST the prompt; the answer's `attempts`, `errors` and `extra["waits"]` record the
+        retries. Raises `MLLMError` naming the URL, the last failure and the attempt count."""
         started = time.perf_counter()
         body, sizes = self.payload(prompt, options)
         data = json.dumps(body).encode("utf-8")
@@ -224,11 +274,8 @@ class OpenAIMLLM(PromptedMLLM):
                 errors.append(str(failure))
                 if attempt + 1 == attempts:
                     break
-                wait = min(self.backoff * 2**attempt, self.max_backoff)
-                if failure.wait is not None:
-                    wait = min(max(wait, failure.wait), self.retry_after_cap)
-                waits.append(wait)
-                time.sleep(wait)
+                waits.append(self._wait(attempt, failure.wait))
+                time.sleep(waits[-1])
                 continue
             return Answer(
                 text=reply["choices"][0]["message"]["content"].strip(),
@@ -249,6 +296,29 @@ class OpenAIMLLM(PromptedMLLM):
             f"{self.url} (model {self.model!r}) gave no answer after {attempts} attempt(s); "
             f"last: {errors[-1]}. Check that the server is running and serves this model."
         )
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    """The server's own message from an error reply (`{"error": {"message": ...}}` or text)."""
+    try:
+        raw = exc.read(4096)
+    except (OSError, http.client.HTTPException):
+        return ""
+    text = raw.decode("utf-8", "replace").strip()
+    try:
+        error = json.loads(text).get("error", text)
+        text = str(error.get("message", error) if isinstance(error, dict) else error)
+    except (ValueError, AttributeError):
+        pass
+    return f": {text[:300]}" if text else ""
+
+
+def _client_error_hint(code: int) -> str:
+    if code in (401, 403):
+        return " (check the API key in the environment variable named by api_key_env)"
+    if code == 404:
+        return " (check the base URL, usually ending in /v1, and the model name)"
+    return ""
 
 
 def _retry_after(value: str | None) -> float | None:

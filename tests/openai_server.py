@@ -1,23 +1,30 @@
 """A loopback OpenAI-compatible chat-completions server for tests and benches (real HTTP).
 
-    with OpenAITestServer(latency=0.2) as server:
-        server.script = ["500", "429", "drop"]      # the next requests fail like this, in order
+    with OpenAITestServer(latency=0.2, reply="B") as server:
+        server.fail_next("500", times=2)            # the next two requests fail like this
         backend = OpenAIMLLM(server.base_url, "test-model")
         ...
         server.requests[0]["body"]["messages"]      # what the client sent
 
-Runs `http.server.ThreadingHTTPServer` on 127.0.0.1 with a free port in a daemon thread.
-Every POST is recorded (path, headers, JSON body) before its scripted behaviour:
+Runs `http.server.ThreadingHTTPServer` on 127.0.0.1 with a free port in a daemon thread, and
+never touches any other network. Every request is recorded in `.requests` (method, path,
+headers, JSON body) before its scripted behaviour. Failure kinds (`fail_next`, or appended
+to `.script`), consumed in order by the next POSTs:
 
 - "500" / "503" / any status code as a string: that status with a JSON error body;
-- "429": Too Many Requests with `Retry-After: <retry_after>`;
-- "hang": no reply for `hang_seconds` (a client timeout), then the connection closes;
+- "429": Too Many Requests with `Retry-After: <retry_after>` (default 0);
+- "timeout" (alias "hang"): no reply for `hang_seconds` (bounded, longer than a test client's
+  timeout; cut short when the server closes), then the connection closes;
 - "malformed": 200 with a body that is not JSON;
-- "drop": the connection closes without any reply.
+- "drop": the connection closes without any reply;
+- "truncate": 200 headers promising a body, half of it, then the connection closes.
 
-Unscripted requests wait `latency` seconds and answer `responder(body)` (default "A").
-`max_in_flight` is the largest number of requests handled at the same time. With
-`parse_bodies=False` (benches) the body is read but not decoded: `{"bytes": n}` is recorded.
+Other POSTs to `.../chat/completions` wait `latency` seconds and answer `reply` (a string, or a
+callable taking the parsed body and returning one). `GET /v1/models` lists `model`.
+`max_in_flight` is the largest number of POSTs handled at the same time. With
+`parse_bodies=False` (benches) a body is read but not decoded: `{"bytes": n}` is recorded.
+`close()` (or leaving the `with`) wakes sleeping handlers, closes open connections and joins
+every handler thread, so no thread outlives a test.
 """
 
 from __future__ import annotations
@@ -29,30 +36,42 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+FAILURES = ("500", "429", "timeout", "hang", "malformed", "drop", "truncate")
+
 
 class OpenAITestServer:
     def __init__(
         self,
         latency: float = 0.0,
-        responder: Callable[[dict], str] | None = None,
-        retry_after: float = 0.05,
+        reply: str | Callable[[dict], str] = "A",
+        retry_after: float = 0.0,
         hang_seconds: float = 5.0,
         parse_bodies: bool = True,
+        model: str = "test-model",
+        responder: Callable[[dict], str] | None = None,
     ) -> None:
         self.latency = latency
-        self.responder = responder or (lambda body: "A")
+        self.reply: str | Callable[[dict], str] = responder or reply
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
         self.parse_bodies = parse_bodies  # False: a bench's server spends no CPU on the JSON
+        self.model = model
         self.script: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._handlers: set[threading.Thread] = set()
+        self._connections: set[socket.socket] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server.daemon_threads = True  # never blocks interpreter exit; close() joins them
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # shutdown() waits up to one poll
+            name="openai-test-server",
+            daemon=True,
+        )
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -61,15 +80,42 @@ class OpenAITestServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
+    @property
+    def responder(self) -> str | Callable[[dict], str]:
+        """Older name of `reply`."""
+        return self.reply
+
+    @responder.setter
+    def responder(self, value: str | Callable[[dict], str]) -> None:
+        self.reply = value
+
+    def fail_next(self, kind: str, times: int = 1) -> OpenAITestServer:
+        """The next `times` POSTs (after those already scripted) fail as `kind`."""
+        if kind not in FAILURES and not (kind.isdigit() and 100 <= int(kind) <= 599):
+            raise ValueError(f"unknown failure kind {kind!r}: one of {FAILURES} or a status code")
+        with self._lock:
+            self.script.extend([kind] * times)
+        return self
+
     def start(self) -> OpenAITestServer:
         self._thread.start()
         return self
 
     def close(self) -> None:
-        self._closing.set()  # wakes hanging handlers
-        self._server.shutdown()
+        self._closing.set()  # wakes handlers sleeping on latency or a scripted timeout
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        with self._lock:
+            connections, handlers = list(self._connections), list(self._handlers)
+        for connection in connections:  # a client keeping a connection open must not block
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for handler in handlers:
+            handler.join(timeout=5)
 
     def __enter__(self) -> OpenAITestServer:
         return self.start()
@@ -83,17 +129,34 @@ class OpenAITestServer:
         with self._lock:
             return self.script.pop(0) if self.script else None
 
+    def _answer(self, body: dict) -> str:
+        return self.reply(body) if callable(self.reply) else str(self.reply)
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = 30  # an idle keep-alive connection cannot hold a thread for ever
+
+            def setup(self) -> None:
+                super().setup()
+                with server._lock:
+                    server._handlers.add(threading.current_thread())
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                finally:
+                    with server._lock:
+                        server._handlers.discard(threading.current_thread())
+                        server._connections.discard(self.connection)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-            def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, data: bytes, headers: dict | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -102,6 +165,28 @@ class OpenAITestServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _send_json(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                self._send(status, json.dumps(payload).encode(), headers)
+
+            def _record(self, body: Any) -> None:
+                with server._lock:
+                    server.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                        }
+                    )
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                self._record(None)
+                if self.path.rstrip("/").endswith("/models"):
+                    data = [{"id": server.model, "object": "model", "owned_by": "test"}]
+                    self._send_json(200, {"object": "list", "data": data})
+                else:
+                    self._send_json(404, {"error": {"message": f"no route GET {self.path}"}})
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
@@ -109,10 +194,8 @@ class OpenAITestServer:
                     body = json.loads(raw) if server.parse_bodies else {"bytes": len(raw)}
                 except ValueError:
                     body = None
+                self._record(body)
                 with server._lock:
-                    server.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
-                    )
                     server._in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
                 try:
@@ -127,22 +210,27 @@ class OpenAITestServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if action == "hang":
+                if action in ("timeout", "hang"):
                     server._closing.wait(server.hang_seconds)
                     self.close_connection = True
                     return
                 if action == "malformed":
-                    data = b"<html>this is not JSON"
+                    self._send(200, b"<html>this is not JSON")
+                    return
+                if action == "truncate":
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
+                    self.send_header("Content-Length", "1000")
                     self.end_headers()
-                    self.wfile.write(data)
+                    self.wfile.write(b'{"choices": [{"mess')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if action == "429":
                     self._send_json(
                         429,
-                        {"error": {"message": "rate limited"}},
+                        {"error": {"message": "rate limited", "type": "rate_limit"}},
                         {"Retry-After": f"{server.retry_after:g}"},
                     )
                     return
@@ -150,15 +238,17 @@ class OpenAITestServer:
                     self._send_json(int(action), {"error": {"message": f"scripted {action}"}})
                     return
                 if not self.path.endswith("/chat/completions") or not isinstance(body, dict):
-                    self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+                    self._send_json(404, {"error": {"message": f"no route POST {self.path}"}})
                     return
                 if server.latency:
                     server._closing.wait(server.latency)
-                text = server.responder(body)
+                text = server._answer(body)
+                with server._lock:
+                    number = len(server.requests)
                 self._send_json(
                     200,
                     {
-                        "id": f"chatcmpl-{len(server.requests)}",
+                        "id": f"chatcmpl-{number}",
                         "object": "chat.completion",
                         "model": body.get("model"),
                         "choices": [
@@ -180,8 +270,9 @@ def image_urls(body: dict) -> list[str]:
     return [
         item["image_url"]["url"]
         for message in body["messages"]
+        if isinstance(message["content"], list)
         for item in message["content"]
-        if isinstance(message["content"], list) and item.get("type") == "image_url"
+        if item.get("type") == "image_url"
     ]
 
 
