@@ -64,20 +64,6 @@ def test_a_key_given_instead_of_a_variable_name_is_refused(value, server):
         _backend(server, api_key_env=value)
 
 
-@pytest.mark.parametrize(
-    "script",
-    [["500"], ["429"], ["503", "429"], ["drop"], ["malformed"], ["hang"], ["drop", "malformed"]],
-)
-@pytest.mark.parametrize(
-    "failure, message",
-    [
-        ("500", "HTTP 500"),
-        ("429", "HTTP 429"),
-        ("hang", "timed out after 0.3 s"),
-        ("malformed", "malformed reply"),
-        ("drop", "connection dropped"),
-    ],
-)
 def _responder(objects: list[str]):
     """Action-object questions get JSON naming `objects`; every other question gets "B"."""
 
