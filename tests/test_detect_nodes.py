@@ -170,27 +170,3 @@ def test_workflow_file_is_the_api_prompt_laid_out():
     assert {n["class_type"] for n in prompt.values()} == {
         n["class_type"] for n in OBJECT_SPOTLIGHT.values()
     }
-
-
-def test_object_spotlight_workflow_runs_headless(sample_videos_dir, tmp_path):
-    from motionsight.engine import run_workflow
-
-    video = sample_videos_dir / "lawn_mowing.mp4"
-    result = run_workflow(
-        WORKFLOW,
-        {"MotionSightLoadVideo.video": str(video), "MotionSightLoadVideo.max_side": 320},
-        output_dir=tmp_path,
-    )
-    written = [
-        Path(p)
-        for out in result.outputs
-        for key in ("frames", "contact_sheet")
-        for p in out.ui.get(key, [])
-    ]
-    assert len(written) >= 16 and all(p.is_file() and tmp_path in p.parents for p in written)
-
-
-if __name__ == "__main__":
-    WORKFLOW.parent.mkdir(parents=True, exist_ok=True)
-    WORKFLOW.write_text(json.dumps(_ui_workflow(), indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {WORKFLOW}")
