@@ -157,6 +157,9 @@ class OpenAITestServer:
                 pass
 
             def _send(self, status: int, data: bytes, headers: dict | None = None) -> None:
+                # The request stops counting as in flight before the reply goes out: once the
+                # client has read it, it may (rightly) send the next one at once.
+                self._leave()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -198,9 +201,15 @@ class OpenAITestServer:
                 with server._lock:
                     server._in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                self._counted = True
                 try:
                     self._respond(body)
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with server._lock:
                         server._in_flight -= 1
 
