@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import cv2
+import numpy as np
 import torch
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -144,3 +146,15 @@ def resize_to_max_pixels(image: torch.Tensor, max_pixels: int) -> torch.Tensor:
         return image
     chw = image.permute(2, 0, 1).unsqueeze(0)
     return torch.nn.functional.interpolate(chw, size=size, mode="area")[0].permute(1, 2, 0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """`[H, W, C]` float (0..1, clipped) -> uint8 `[H, W, C]` numpy, rounding half to even as
+    `(x.clamp(0, 1) * 255).round()` does. Both backends use it, so they send the same pixels.
+
+    Two single-threaded OpenCV passes: torch would split these small element-wise ops over
+    its intra-op threads, which costs many request threads at once twice the CPU.
+    """
+    array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
+    _, positive = cv2.threshold(array, 0, 0, cv2.THRESH_TOZERO)
+    return cv2.convertScaleAbs(positive, alpha=255.0)  # saturates above 255

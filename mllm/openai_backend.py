@@ -27,7 +27,6 @@ import urllib.request
 from typing import Any
 
 import cv2
-import numpy as np
 import torch
 
 from .base import (
@@ -38,6 +37,7 @@ from .base import (
     PromptedMLLM,
     message_content,
     resize_to_max_pixels,
+    to_uint8,
 )
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -52,18 +52,6 @@ class _Retryable(Exception):
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.wait = wait
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """`[H, W, C]` float (0..1, clipped) -> uint8 `[H, W, C]` numpy, equal to the transformers
-    backend's `(x.clamp(0, 1) * 255).round()` (both round half to even).
-
-    Two single-threaded OpenCV passes: torch would split these small element-wise ops over
-    its intra-op threads, which costs many request threads at once twice the CPU.
-    """
-    array = np.ascontiguousarray(image.detach().to("cpu", torch.float32).numpy())
-    _, positive = cv2.threshold(array, 0, 0, cv2.THRESH_TOZERO)
-    return cv2.convertScaleAbs(positive, alpha=255.0)  # saturates above 255
 
 
 def encode_jpeg(image: torch.Tensor, max_pixels: int, quality: int = 85) -> tuple[str, list[int]]:

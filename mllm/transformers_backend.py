@@ -26,6 +26,7 @@ from .base import (
     PromptedMLLM,
     message_content,
     resize_to_max_pixels,
+    to_uint8,
 )
 
 _FRAME_LABEL = re.compile(r"\n?Frame\d+: ")
@@ -171,7 +172,7 @@ class TransformersMLLM(PromptedMLLM):
                 content.append({"type": "text", "text": value})
             else:
                 image = resize_to_max_pixels(value.float(), self.max_pixels)
-                images.append((image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+                images.append(to_uint8(image))
                 content.append({"type": "image"})
         return [{"role": "user", "content": content}], images
 
