@@ -46,7 +46,7 @@ def contact_sheet(
     rows = -(-n // columns)
     pad = 6
     sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
-    pixels = (cells.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    pixels = _to_uint8(cells)
     for i in range(n):  # a handful of thumbnails: placing them is bookkeeping, not pixel work
         y, x = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
         sheet[y : y + h, x : x + w] = pixels[i]
@@ -63,6 +63,10 @@ def contact_sheet(
                     cv2.LINE_AA,
                 )
     return sheet
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
 def _write_png(path, rgb: np.ndarray) -> None:
@@ -143,7 +147,7 @@ class MotionSightSaveFrames:
         video: VideoClip | None = None,
     ):
         folder = _next_run_folder(filename_prefix)
-        frames = (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        frames = _to_uint8(images)
         frame_files = []
         for i, frame in enumerate(frames):
             path = folder / f"frame_{i:03d}.png"
