@@ -1,14 +1,23 @@
 """The weight-free moving-object detector: camera-motion compensation + residual motion.
 
-For every sampled frame: dense optical flow (OpenCV DIS) to the next sampled frame; the camera's
-motion is a homography fitted with RANSAC to the flow correspondences (dense feature matching);
-what the homography does not explain, in textured content, moves on its own. Threshold,
-morphology and connected components give the boxes, in original pixel coordinates. A static
-camera gives a homography near the identity, a panning or zooming camera a translation or
-scale: both are removed the same way. Everything runs at a reduced working resolution.
+For every sampled frame: dense optical flow (OpenCV DIS) to the sampled frames `baseline` steps
+later and earlier; the camera's motion is a homography fitted with RANSAC to the flow
+correspondences (dense feature matching). What the homography does not explain moves on its
+own, with three corrections that real footage needs:
+- *local parallax*: ground nearer or farther than the dominant plane (a drone over terrain)
+  leaves a residual that varies smoothly across the image; its local median is subtracted, so
+  only what moves differently from its surroundings remains;
+- *both directions*: a pixel must move towards the later and the earlier frame (flow errors on
+  repetitive texture rarely repeat, real motion does);
+- *hysteresis*: confident motion seeds a region that grows into connected weaker motion, so a
+  long slow object is found whole rather than in pieces.
+Texture gating, morphology and connected components give the boxes, in original pixel
+coordinates. A static camera gives a homography near the identity, a panning or zooming camera
+a translation or scale: both are removed the same way. Everything runs at a reduced working
+resolution.
 
-Only flow and RANSAC are per frame (OpenCV C calls); resizing, texture, thresholding and
-morphology are batched tensor ops.
+Only flow, RANSAC and connected components are per frame (OpenCV C calls); resizing, parallax,
+thresholds and morphology are batched tensor ops.
 """
 
 from __future__ import annotations
@@ -39,8 +48,16 @@ class MotionOptions:
     close_fraction: closing kernel size as a fraction of the working side (merges object parts).
     min_area: smallest component kept, as a fraction of the frame area.
     max_objects: most boxes per frame (largest components).
-    baseline: flow goes from each sampled frame to the one this many samples later (earlier at
-        the end); larger values help very slow objects but break on fast ones.
+    baseline: flow goes from each sampled frame to the ones this many samples later and
+        earlier; 2 lets slow objects (a distant train) move far enough to be measured while
+        fast ones stay trackable; 1 suits very fast motion.
+    parallax_window: side of the local-median window, as a fraction of the frame side, whose
+        residual flow is subtracted as parallax; 0 turns parallax compensation off. Objects
+        much thinner than the window keep their motion.
+    bidirectional: a pixel must move towards both the later and the earlier frame (where both
+        exist); False uses the later one only.
+    hysteresis: weak-motion threshold as a fraction of the motion threshold: weaker motion
+        joins a region that somewhere passes the full threshold; 1 turns growing off.
     """
 
     work_side: int = 320
@@ -52,7 +69,25 @@ class MotionOptions:
     close_fraction: float = 0.04
     min_area: float = 0.002
     max_objects: int = 3
-    baseline: int = 1
+    baseline: int = 2
+    parallax_window: float = 0.2
+    bidirectional: bool = True
+    hysteresis: float = 0.45
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} {rule}"
+            for name, ok, rule in (
+                ("baseline", self.baseline >= 1, ">= 1"),
+                ("work_side", self.work_side >= 16, ">= 16"),
+                ("max_objects", self.max_objects >= 1, ">= 1"),
+                ("parallax_window", 0 <= self.parallax_window < 1, "in [0, 1)"),
+                ("hysteresis", 0 < self.hysteresis <= 1, "in (0, 1]"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError(f"motion detector: {', '.join(problems)} needed, got {self}")
 
 
 def _dilate(mask: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,38 +106,60 @@ def _gray_u8(frames: torch.Tensor) -> np.ndarray:
     return (gray * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def _residual_flow(
-    gray: np.ndarray, options: MotionOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame, the optical flow that the camera's motion does not explain.
+def _local_median(field: torch.Tensor, window: float, block: int = 8) -> torch.Tensor:
+    """Local median of a vector field, smooth at the scale of `window`.
 
-    The flow of frame i goes to frame i + 1 (the last frame: to the one before it, so every
-    frame's own pixels carry its motion and no "ghost" appears where the object was). The
-    camera's motion is a homography fitted with RANSAC to flow correspondences on a grid
-    (dense matching): the background plane follows it, independently moving things do not.
+    The field is averaged over `block` px cells first (a median over every pixel's full window
+    would cost window^2 per pixel), then each cell takes the median of the cells in a
+    `window * side` square around it, and the result is interpolated back.
 
     Args:
-        gray: `[N, h, w]` uint8 frames, N >= 2.
+        field: `[P, h, w, C]`.
+        window: window side as a fraction of the longer image side.
 
     Returns:
-        (float32 `[N, h, w]` residual flow magnitude in px, float32 `[N, 3, 3]` homographies,
-        float32 `[N]` RANSAC inlier share).
+        `[P, h, w, C]`.
     """
-    n, h, w = gray.shape
+    _, h, w, _ = field.shape
+    cells = F.adaptive_avg_pool2d(
+        rearrange(field, "p h w c -> p c h w"), (max(1, h // block), max(1, w // block))
+    )
+    k = max(3, int(round(window * max(cells.shape[-2:]))) | 1)
+    padded = F.pad(cells, (k // 2,) * 4, mode="replicate")
+    windows = padded.unfold(2, k, 1).unfold(3, k, 1)  # [P, C, hc, wc, k, k]
+    median = windows.flatten(-2).median(-1).values
+    smooth = F.interpolate(median, size=(h, w), mode="bilinear", align_corners=False)
+    return rearrange(smooth, "p c h w -> p h w c")
+
+
+def _residual_flow(
+    gray: np.ndarray, pairs: list[tuple[int, int]], options: MotionOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each pair (i, j), the optical flow from frame i to j that the camera does not explain.
+
+    The camera's motion is a homography fitted with RANSAC to flow correspondences on a grid
+    (dense matching): the background plane follows it, independently moving things do not.
+    The residual lives on frame i's pixels, so a moving object shows where it is in frame i
+    (no "ghost" where it was).
+
+    Args:
+        gray: `[N, h, w]` uint8 frames.
+        pairs: P frame index pairs (i, j), i != j.
+
+    Returns:
+        (float32 `[P, h, w, 2]` residual flow vectors in px, float32 `[P, 3, 3]` homographies,
+        float32 `[P]` RANSAC inlier share).
+    """
+    _, h, w = gray.shape
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     grid = np.stack([xs, ys], 2)
     g = options.grid_step
     src = np.ascontiguousarray(grid[g // 2 :: g, g // 2 :: g].reshape(-1, 2))
-    residual = np.zeros((n, h, w), np.float32)
-    homs = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
-    share = np.zeros(n, np.float32)
-    for i in range(n):
-        j = (
-            i + options.baseline
-            if i + options.baseline < n
-            else max(i - options.baseline, 0 if i else 1)
-        )
+    residual = np.zeros((len(pairs), h, w, 2), np.float32)
+    homs = np.tile(np.eye(3, dtype=np.float32), (len(pairs), 1, 1))
+    share = np.zeros(len(pairs), np.float32)
+    for p, (i, j) in enumerate(pairs):
         flow = dis.calc(gray[i], gray[j], None)
         dst = src + flow[g // 2 :: g, g // 2 :: g].reshape(-1, 2)
         hom, inliers = cv2.findHomography(
@@ -115,9 +172,37 @@ def _residual_flow(
         ):
             hom, inliers = np.eye(3), np.zeros(1)  # no trustworthy camera model: assume static
         predicted = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), hom).reshape(h, w, 2)
-        residual[i] = np.linalg.norm(grid + flow - predicted, axis=2)
-        homs[i], share[i] = hom, float(inliers.mean())
+        residual[p] = grid + flow - predicted
+        homs[p], share[p] = hom, float(inliers.mean())
     return residual, homs, share
+
+
+def _motion_evidence(residual: torch.Tensor, options: MotionOptions) -> torch.Tensor:
+    """Residual flow vectors `[P, h, w, 2]` -> motion evidence `[P, h, w]`: 1 is the threshold.
+
+    The threshold of each map is `flow_threshold` px or the noise floor (median + noise_factor
+    robust sigmas of the map), whichever is higher.
+    """
+    if options.parallax_window > 0:
+        residual = residual - _local_median(residual, options.parallax_window)
+    magnitude = residual.norm(dim=-1)
+    flat = magnitude.flatten(1)
+    med = flat.median(1).values
+    mad = (flat - med[:, None]).abs().median(1).values
+    thresh = torch.clamp(med + options.noise_factor * 1.4826 * mad, min=options.flow_threshold)
+    return magnitude / thresh[:, None, None]
+
+
+def _grow(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
+    """The connected components of `weak` `[N, h, w]` bool that contain a `strong` pixel."""
+    grown = []
+    for s, w in zip(strong.cpu().numpy(), weak.to(torch.uint8).cpu().numpy(), strict=True):
+        count, labels = cv2.connectedComponents(w, connectivity=8)
+        seeded = np.zeros(count, bool)
+        seeded[labels[s]] = True
+        seeded[0] = False
+        grown.append(seeded[labels])
+    return torch.from_numpy(np.stack(grown)).to(strong.device)
 
 
 def motion_masks(
@@ -125,23 +210,33 @@ def motion_masks(
 ) -> tuple[torch.Tensor, dict]:
     """Per-frame masks of what moves relative to the (compensated) background.
 
-    A pixel moves when its residual flow (after removing the camera's homography) exceeds
-    `flow_threshold` px and it lies in textured image content (flat regions such as sky give
-    meaningless flow).
+    A pixel moves when its residual flow (after removing the camera's homography and the local
+    parallax) exceeds the motion threshold towards both neighbouring frames, or weaker motion
+    connects it to such a pixel, and it lies in textured image content (flat regions such as
+    sky give meaningless flow).
 
     Args:
         frames: `[N, 3, h, w]` float 0..1 at working resolution.
 
     Returns:
-        (bool `[N, h, w]` moving-pixel masks, facts dict: camera motion per frame).
+        (bool `[N, h, w]` moving-pixel masks, facts dict: camera motion per forward pair).
     """
     options = options or MotionOptions()
     n, _, h, w = frames.shape
     device = frames.device
     if n < 2:
         return torch.zeros(n, h, w, dtype=torch.bool, device=device), {"camera_shift_px": []}
-    residual_np, homs_np, share = _residual_flow(_gray_u8(frames), options)
-    residual = torch.from_numpy(residual_np).to(device)
+    b = min(options.baseline, n - 1)
+    forward = [(i, i + b) for i in range(n - b)]
+    # backward pairs: every frame from b on, or (one direction only) the frames forward misses
+    backward = [(i, i - b) for i in range(b if options.bidirectional else n - b, n)]
+    residual, homs_np, share = _residual_flow(_gray_u8(frames), forward + backward, options)
+    evidence = _motion_evidence(torch.from_numpy(residual).to(device), options)
+    # per frame the weaker of its two directions (a frame near an end has only one)
+    inf = torch.full((n, h, w), float("inf"), device=device)
+    ahead = torch.cat([evidence[: len(forward)], inf[len(forward) :]])
+    behind = torch.cat([inf[: n - len(backward)], evidence[len(forward) :]])
+    evidence = torch.minimum(ahead, behind)
     # texture: local standard deviation of luma over a 7x7 window, spread to the object's inside
     gray = kornia.color.rgb_to_grayscale(frames)
     mean = F.avg_pool2d(gray, 7, 1, 3, count_include_pad=False)
@@ -151,20 +246,23 @@ def motion_masks(
         .sqrt()
     )
     textured = _dilate((std > options.min_texture).float(), 9)[:, 0] > 0.5
-    flat = residual.flatten(1)
-    med = flat.median(1).values
-    mad = (flat - med[:, None]).abs().median(1).values
-    thresh = torch.clamp(med + options.noise_factor * 1.4826 * mad, min=options.flow_threshold)
-    mask = ((residual > thresh[:, None, None]) & textured).float().unsqueeze(1)
+    moving = (evidence > 1) & textured
+    if options.hysteresis < 1:
+        moving = _grow(moving, (evidence > options.hysteresis) & textured)
+    mask = moving.float().unsqueeze(1)
     # open away speckle, then close so an object's parts join into one component
     k = max(3, int(round(options.close_fraction * max(h, w))) | 1)
     mask = _dilate(_erode(mask, 3), 3)
     mask = _erode(_dilate(mask, k), k)
     centre = np.array([[[w / 2, h / 2]]], np.float32)
-    shift = [float(np.linalg.norm(cv2.perspectiveTransform(centre, hm) - centre)) for hm in homs_np]
+    # the camera's motion between each frame and the one `baseline` samples later
+    shift = [
+        float(np.linalg.norm(cv2.perspectiveTransform(centre, hm) - centre))
+        for hm in homs_np[: len(forward)]
+    ]
     facts = {
         "camera_shift_px": [round(v, 2) for v in shift],
-        "background_share": [round(float(v), 2) for v in share],
+        "background_share": [round(float(v), 2) for v in share[: len(forward)]],
     }
     return mask[:, 0] > 0.5, facts
 
@@ -210,10 +308,6 @@ class MotionDetector:
                 f"motion detector: unknown options {sorted(unknown)}; known: {sorted(MotionOptions.__dataclass_fields__)}"
             )
         self.options = MotionOptions(**options)
-        if self.options.baseline < 1 or self.options.work_side < 16 or self.options.max_objects < 1:
-            raise ValueError(
-                f"motion detector: baseline >= 1, work_side >= 16 and max_objects >= 1 needed, got {self.options}"
-            )
 
     def detect(
         self,

@@ -1,5 +1,5 @@
-"""Synthetic videos with ground truth: a textured background seen by a (static, panning or
-zooming) camera, and one or two textured objects moving along known straight paths.
+"""Synthetic videos with ground truth: a textured background seen by a (static, panning,
+zooming or parallax) camera, and one or two textured objects moving along known straight paths.
 
 `make_video(...)` returns the frames `[N, H, W, 3]` float 0..1 and the true boxes
 `[N, num_objects, 4]` (x1, y1, x2, y2 pixels, in the frame's coordinates). Deterministic per seed.
@@ -45,22 +45,25 @@ def make_video(
 
     Args:
         camera: "static", "pan" (the view slides right and down over the background, ~12% of the
-            width over the clip) or "zoom" (the view narrows to 80% of the background).
+            width over the clip), "zoom" (the view narrows to 80% of the background) or
+            "parallax" (a camera flying sideways over uneven ground: each row slides by an
+            amount that grows with the cube of its height in the image, up to ~25% of the
+            width at the bottom, which no homography explains).
         num_objects: 1 or 2 objects; object 0 crosses left to right, object 1 right to left lower.
         object_size: object height as a fraction of the frame height (width is 1.4x that).
 
     Returns:
         SyntheticVideo with frames `[N, H, W, 3]` and true boxes `[N, num_objects, 4]`.
     """
-    if camera not in ("static", "pan", "zoom"):
-        raise ValueError(f"camera must be static, pan or zoom, got {camera!r}")
+    if camera not in ("static", "pan", "zoom", "parallax"):
+        raise ValueError(f"camera must be static, pan, zoom or parallax, got {camera!r}")
     g = torch.Generator().manual_seed(seed)
     # the world is larger than the view so a panning camera always sees background
     world_h, world_w = int(height * 1.3), int(width * 1.3)
     world = _texture(g, world_h, world_w, (3, 9, 27))
     t = torch.linspace(0, 1, num_frames)
     # camera: the view rectangle in world pixels per frame (centre + size)
-    if camera == "static":
+    if camera in ("static", "parallax"):
         cx, cy, scale = (
             torch.full_like(t, world_w / 2),
             torch.full_like(t, world_h / 2),
@@ -80,6 +83,9 @@ def make_video(
     theta[:, 0, 2] = (cx / world_w) * 2 - 1
     theta[:, 1, 2] = (cy / world_h) * 2 - 1
     grid = F.affine_grid(theta, [num_frames, 3, height, width], align_corners=False)
+    if camera == "parallax":  # nearer (lower) rows slide farther: x offset ~ t * row^3
+        rows = ((grid[..., 1] + 1) / 2).clamp(0, 1)
+        grid[..., 0] += (t[:, None, None] - 0.5) * 0.5 * (width / world_w) * rows**3
     frames = F.grid_sample(
         world.expand(num_frames, -1, -1, -1), grid, mode="bilinear", align_corners=False
     )

