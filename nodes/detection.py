@@ -88,6 +88,16 @@ class MotionSightLoadDetector:
                         "tooltip": "Allow `model` to be a hub id that is downloaded (off: local folders only).",
                     },
                 ),
+                "motion_baseline": (
+                    "INT",
+                    {
+                        "default": 2,
+                        "min": 1,
+                        "max": 8,
+                        "tooltip": "'motion' only: how many sampled frames apart motion is measured. "
+                        "2 finds slow objects (a distant train); 1 suits very fast motion.",
+                    },
+                ),
             },
         }
 
@@ -99,10 +109,13 @@ class MotionSightLoadDetector:
         box_threshold: float,
         text_threshold: float,
         allow_download: bool = False,
+        motion_baseline: int = 2,
     ):
-        options = {"threshold": box_threshold}
+        options: dict = {"threshold": box_threshold}
         if kind == "grounding_dino":
             options["text_threshold"] = text_threshold
+        if kind == "motion":
+            options = {"baseline": motion_baseline}
         return (
             load_detector(
                 kind,

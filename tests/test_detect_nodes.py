@@ -150,7 +150,9 @@ def test_no_detections_reports_the_whole_frame_fallback(nodes):
 def test_load_detector_node(nodes, tmp_path):
     load = nodes["MotionSightLoadDetector"]()
     (detector,) = load.load("motion", "", "cpu", 0.25, 0.25)
-    assert detector.kind == "motion"
+    assert detector.kind == "motion" and detector.options.baseline == 2
+    (fast,) = load.load("motion", "", "cpu", 0.25, 0.25, motion_baseline=1)
+    assert fast.options.baseline == 1
     (hog,) = load.load("hog_people", "", "auto", 0.1, 0.25)
     assert hog.kind == "hog_people" and hog.threshold == 0.1
     with pytest.raises(ValueError, match=f"{tmp_path}.*no config.json"):
