@@ -8,8 +8,9 @@ side by side, for the single-step detector without parallax, two-way or hysteres
 - share of frames where the spotlight box (after temporal clustering) holds >= 90% of the
   object's area, and the median share of the frame the spotlight covers;
 then, on the real desert_train.mp4 (a slow train filmed from a drone), in how many of the 16
-frames a box lies on the train (tests/test_detect_real.py's check); then the time to detect on 16 frames of 1280x720 (the real lawn_mowing.mp4 clip when present,
-else a synthetic clip at that size): median of several runs at the default working resolution,
+frames a box lies on the train (tests/test_detect_real.py's check); then the time to detect on
+16 frames of 1280x720 (the real lawn_mowing.mp4 clip when present, else a synthetic clip at
+that size): median of several runs at the default working resolution,
 against the same detector at full resolution (the baseline), measured side by side.
 
 Run: .venv/bin/python bench/bench_detection.py [--runs 5]

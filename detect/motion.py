@@ -233,9 +233,9 @@ def motion_masks(
     residual, homs_np, share = _residual_flow(_gray_u8(frames), forward + backward, options)
     evidence = _motion_evidence(torch.from_numpy(residual).to(device), options)
     # per frame the weaker of its two directions (a frame near an end has only one)
-    inf = torch.full((n, h, w), float("inf"), device=device)
-    ahead = torch.cat([evidence[: len(forward)], inf[len(forward) :]])
-    behind = torch.cat([inf[: n - len(backward)], evidence[len(forward) :]])
+    inf = float("inf")
+    ahead = F.pad(evidence[: len(forward)], (0, 0, 0, 0, 0, n - len(forward)), value=inf)
+    behind = F.pad(evidence[len(forward) :], (0, 0, 0, 0, n - len(backward), 0), value=inf)
     evidence = torch.minimum(ahead, behind)
     # texture: local standard deviation of luma over a 7x7 window, spread to the object's inside
     gray = kornia.color.rgb_to_grayscale(frames)

@@ -111,11 +111,12 @@ class MotionSightLoadDetector:
         allow_download: bool = False,
         motion_baseline: int = 2,
     ):
-        options: dict = {"threshold": box_threshold}
-        if kind == "grounding_dino":
-            options["text_threshold"] = text_threshold
         if kind == "motion":
-            options = {"baseline": motion_baseline}
+            options: dict = {"baseline": motion_baseline}
+        else:
+            options = {"threshold": box_threshold}
+            if kind == "grounding_dino":
+                options["text_threshold"] = text_threshold
         return (
             load_detector(
                 kind,
