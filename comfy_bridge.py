@@ -116,6 +116,13 @@ def input_directory() -> Path | None:
     return _input_directory
 
 
+def user_directory() -> Path | None:
+    """ComfyUI's `user/` folder (where the user's own settings live), or None headless."""
+    fp = _comfy("folder_paths")
+    getter = getattr(fp, "get_user_directory", None) if fp is not None else None
+    return Path(getter()).resolve() if getter is not None else None
+
+
 def resolve_input_file(name: str) -> Path:
     """A path as given, or a name inside ComfyUI's input folder (headless: the input folder set)."""
     path = Path(os.path.expanduser(name))
@@ -138,10 +145,16 @@ def models_directory(kind: str) -> Path | None:
     return folder
 
 
-def safe_output_path(relative: str | os.PathLike) -> Path:
-    """Resolve `relative` inside the output folder; refuse anything that would escape it."""
+def safe_output_path(relative: str | os.PathLike, *, inside: bool = False) -> Path:
+    """Resolve `relative` inside the output folder; refuse anything that would escape it.
+
+    With `inside=True` the result must lie strictly below the output folder (a run folder
+    named by a prefix such as "." would otherwise sit beside it)."""
     root = output_directory()
     target = (root / relative).resolve()
-    if target != root and root not in target.parents:
-        raise ValueError(f"output path {str(relative)!r} escapes the output folder {root}")
+    if (target != root or inside) and root not in target.parents:
+        what = "names the output folder itself, not a folder inside it" if target == root else (
+            "escapes the output folder"
+        )
+        raise ValueError(f"output path {str(relative)[:80]!r} {what} {root}")
     return target

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ..comfy_bridge import models_directory, torch_device
+from ..trust import require_download
 from .detections import Detections
 from .motion import MotionDetector
 
@@ -132,9 +133,15 @@ def resolve_model(
             _check_model_folder(kind, folder)
             return str(folder), True
     if allow_download and re.fullmatch(r"[\w.-]+/[\w.-]+", text):
+        require_download(f"{kind} model {text!r}")  # the user's consent, not the workflow's
         return text, False
     looked = ", ".join(str(c) for c in candidates)
-    hint = "" if allow_download else " (a hub id downloads only with allow_download=True)"
+    hint = (
+        ""
+        if allow_download
+        else " (a hub id downloads only with allow_download=True and your consent: "
+        "--allow-download or MOTIONSIGHT_ALLOW_DOWNLOAD=1)"
+    )
     raise FileNotFoundError(f"{kind}: model folder {text!r} not found (looked at {looked}){hint}")
 
 

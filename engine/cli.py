@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import comfy_bridge
+from .. import comfy_bridge, trust
 from .errors import NodeExecutionError, WorkflowError
 from .executor import Executor, RunResult
 from .run import default_node_classes, run_workflow
@@ -48,6 +48,42 @@ def _command_modules() -> list:
 
 
 EXIT_OK, EXIT_RUNTIME, EXIT_WORKFLOW = 0, 1, 2
+MAX_ERROR_CHARS = 600  # one line on stderr; MOTIONSIGHT_DEBUG=1 prints everything
+
+
+def add_consent_flags(parser: argparse.ArgumentParser) -> None:
+    """The user's own permissions (a workflow file never grants them; see `trust.py`)."""
+    parser.add_argument(
+        "--trust-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="let this OpenAI-compatible server receive frames and the API key (a workflow's "
+        "base_url alone gets nothing; also MOTIONSIGHT_TRUSTED_URLS) (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-key-var",
+        action="append",
+        default=[],
+        metavar="VAR",
+        help="let a workflow's api_key_env read this variable (OPENAI_API_KEY always may; also "
+        "MOTIONSIGHT_ALLOWED_KEY_VARS) (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let nodes with allow_download fetch hub models (also MOTIONSIGHT_ALLOW_DOWNLOAD=1)",
+    )
+
+
+def apply_consent(args: argparse.Namespace) -> None:
+    """Grant what the command line allows (`ask --base-url URL --api-key-env VAR` included)."""
+    urls = list(getattr(args, "trust_url", None) or [])
+    key_vars = list(getattr(args, "allow_key_var", None) or [])
+    if getattr(args, "base_url", ""):  # `ask --base-url`: the user named this server
+        urls.append(args.base_url)
+        key_vars.append(getattr(args, "api_key_env", "") or "")
+    trust.grant(urls, key_vars, download=bool(getattr(args, "allow_download", False)))
 
 
 def build_parser(node_classes: Mapping[str, type] | None = None) -> argparse.ArgumentParser:
@@ -87,6 +123,7 @@ def build_parser(node_classes: Mapping[str, type] | None = None) -> argparse.Arg
         "--json", action="store_true", help="print one JSON object describing the outputs on stdout"
     )
     run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_consent_flags(run)
     run.set_defaults(func=lambda args: _run_command(args, node_classes))
     for module in _command_modules():
         module.register(subparsers)
@@ -107,10 +144,11 @@ def main(
     except SystemExit as exc:  # argparse already printed usage / help
         return exc.code if isinstance(exc.code, int) else EXIT_WORKFLOW
     try:
+        apply_consent(args)
         return int(args.func(args) or 0)
     except WorkflowError as exc:
         return _fail(exc, EXIT_WORKFLOW, debug)
-    except NodeExecutionError as exc:
+    except (NodeExecutionError, trust.TrustError) as exc:
         return _fail(exc, EXIT_RUNTIME, debug)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -119,10 +157,20 @@ def main(
         return _fail(exc, EXIT_RUNTIME, debug, prefix=f"{type(exc).__name__}: ")
 
 
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """An error message on one line (a list of problems joined by "; "), at most `limit` chars."""
+    text = text.replace("\n  - ", " ").replace("\r", " ").replace("\n", " ")
+    if len(text) > limit:
+        text = text[: limit - 40] + f"... ({len(text) - limit + 40} more chars; MOTIONSIGHT_DEBUG=1)"
+    return text
+
+
 def _fail(exc: BaseException, code: int, debug: bool, prefix: str = "") -> int:
     if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    print(f"error: {prefix}{exc}", file=sys.stderr)
+        print(f"error: {prefix}{exc}", file=sys.stderr)
+    else:
+        print(f"error: {one_line(prefix + str(exc))}", file=sys.stderr)
     return code
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..mllm import MLLMError
-from .cli import EXIT_OK, print_result, result_to_json
+from .cli import EXIT_OK, add_consent_flags, print_result, result_to_json
 from .errors import NodeExecutionError
 from .executor import Executor
 from .run import default_node_classes, run_workflow
@@ -87,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ask.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_consent_flags(ask)  # --base-url above is consent for that server and --api-key-env
     ask.set_defaults(func=run_ask)
 
 

@@ -408,6 +408,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--gpus-per-worker", type=float, metavar="G",
                     help="GPUs per Ray worker (default 1 when the cluster has GPUs)")  # fmt: skip
     ev.add_argument("--retry-failed", action="store_true", help="re-run questions that failed")
+    from .cli import add_consent_flags  # cli imports this module's register lazily
+
+    add_consent_flags(ev)
     ev.add_argument("--fsync-interval", type=float, default=1.0, metavar="S",
                     help="seconds between fsyncs of the results file (0: every line)")  # fmt: skip
     ev.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

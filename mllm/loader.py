@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..trust import check_server
 from .answering import MLLMHandle
 from .base import GenerationOptions
 
@@ -28,7 +29,12 @@ def load_mllm(
     seed: int = 0,
 ) -> MLLMHandle:
     """A configured backend. No model (transformers with an empty folder, or openai without a
-    base URL) gives a dry-run handle: workflows still produce their visual prompts."""
+    base URL) gives a dry-run handle: workflows still produce their visual prompts.
+
+    These settings come from a workflow, which is not the user's consent: an openai server
+    must be one the user allowed and `api_key_env` an allowed variable (`trust.check_server`),
+    and a hub id downloads only with the user's consent (`trust.require_download`); else
+    `trust.TrustError` says how to allow it."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     options = GenerationOptions(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
@@ -53,7 +59,8 @@ def load_mllm(
     if not base_url.strip():
         return MLLMHandle(None, options)
     if not model.strip():
-        raise ValueError(f"the openai backend needs a model name for {base_url}")
+        raise ValueError(f"the openai backend needs a model name for {base_url[:80]}")
+    check_server(base_url, api_key_env)
     from .openai_backend import OpenAIMLLM
 
     return MLLMHandle(

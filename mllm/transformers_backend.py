@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .. import comfy_bridge
+from ..trust import require_download
 from .base import (
     Answer,
     GenerationOptions,
@@ -55,6 +56,7 @@ def resolve_model_folder(model: str, allow_download: bool = False) -> str:
             return str(folder)
     hub_id = re.fullmatch(r"\w[\w.-]*/[\w.-]+", model.strip())
     if allow_download and hub_id:
+        require_download(f"model {model.strip()!r}")  # the user's consent, not the workflow's
         if comfy_llm is None:
             return model.strip()  # headless: the Hugging Face cache
         # inside ComfyUI the download goes to models/LLM/<name>, where it is found next time
@@ -69,7 +71,8 @@ def resolve_model_folder(model: str, allow_download: bool = False) -> str:
         return str(target)
     raise MLLMError(
         f"model folder not found: {model!r} (looked in {', '.join(str(c) for c in candidates)}); "
-        "give a local folder with config.json, or allow downloads to use a hub id"
+        "give a local folder with config.json, or a hub id with allow_download (and your "
+        "consent: --allow-download or MOTIONSIGHT_ALLOW_DOWNLOAD=1)"
     )
 
 
@@ -125,7 +128,7 @@ class TransformersMLLM(PromptedMLLM):
         self.max_pixels = max_pixels
         self.frames_as = frames_as
         self.keep_loaded = keep_loaded
-        self.allow_download = allow_download
+        self.allow_download = allow_download and not Path(self.path).is_dir()
         self._model: Any = None
         self._processor: Any = None
         self._lock = threading.Lock()  # one generate at a time per loaded model

@@ -75,9 +75,12 @@ def _write_png(path, rgb: np.ndarray) -> None:
 
 
 def _next_run_folder(prefix: str):
-    """`<output>/<prefix>_00001`, the first number not yet taken (never overwrites a run)."""
-    parent = safe_output_path(prefix).parent
-    stem = safe_output_path(prefix).name
+    """`<output>/<prefix>_00001`, the first number not yet taken (never overwrites a run).
+
+    The prefix is checked before anything is written: it must name a folder strictly inside
+    the output folder (".", "./" or "a/.." would put the run beside it)."""
+    target = safe_output_path(prefix, inside=True)
+    parent, stem = target.parent, target.name
     parent.mkdir(parents=True, exist_ok=True)
     taken = [
         int(m.group(1))
@@ -137,6 +140,8 @@ class MotionSightSaveFrames:
             return f"filename_prefix {filename_prefix!r} must be a relative name (letters, digits, - _ . /) without '..'"
         if filename_prefix.startswith("/"):
             return f"filename_prefix {filename_prefix!r} must be relative to the output folder"
+        if all(part.strip() in ("", ".") for part in filename_prefix.split("/")):
+            return f"filename_prefix {filename_prefix!r} must name a folder inside the output folder"
         return True
 
     def save(

@@ -26,3 +26,14 @@ def sample_videos_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _no_standing_consent(monkeypatch, tmp_path_factory) -> None:
+    """Every test starts with no trusted server, no extra key variable and no download consent
+    (the command line's grants are undone after each test); settings files are not read."""
+    from motionsight import trust
+
+    for name in (trust.URLS_ENV, trust.KEY_VARS_ENV, trust.DOWNLOAD_ENV, trust.SETTINGS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(trust, "PACK_SETTINGS", tmp_path_factory.getbasetemp() / "no_settings.json")

@@ -274,6 +274,15 @@ class OpenAITestServer:
         return Handler
 
 
+def allow(monkeypatch: Any, url: str, *key_vars: str) -> None:
+    """The user's consent (as `--trust-url URL` gives it): `url` may get frames and keys, and
+    workflows may name `key_vars`. Undone by `monkeypatch` after the test."""
+    from motionsight import trust
+
+    monkeypatch.setenv(trust.URLS_ENV, url)
+    monkeypatch.setenv(trust.KEY_VARS_ENV, " ".join(key_vars))
+
+
 def image_urls(body: dict) -> list[str]:
     """The image data URLs of a recorded chat-completions body, in order."""
     return [

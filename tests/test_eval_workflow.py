@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from openai_server import OpenAITestServer, content_text
+from openai_server import OpenAITestServer, allow, content_text
 from test_eval_run import build_favor, build_motionbench
 from tiny_models import build_tiny_qwen25_vl
 
@@ -104,10 +104,13 @@ def _server_sets(server: OpenAITestServer) -> list[str]:
             "MotionSightLoadMLLM.model=served-model", "MotionSightLoadMLLM.retries=0"]  # fmt: skip
 
 
-def test_motionbench_through_loopback_server(tmp_path: Path, sample_videos_dir: Path) -> None:
+def test_motionbench_through_loopback_server(
+    tmp_path: Path, sample_videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, meta = build_motionbench(tmp_path, sample_videos_dir, per_video=2)
     qs = load_benchmark("motionbench", meta, root, categories=["Camera Motion", "Action Order"])
     with OpenAITestServer(latency=0.01, responder=_scripted(MB_REPLIES)) as server:
+        allow(monkeypatch, server.base_url)
         sets = dict(item.split("=", 1) for item in _server_sets(server))
         factory = functools.partial(WorkflowAnswerer, str(WORKFLOW), sets)
         report = run_eval(qs, factory, tmp_path / "mb.jsonl", concurrency=2, print_table=False)
@@ -128,7 +131,8 @@ def test_ray_executor_matches_local_through_cli(tmp_path: Path, sample_videos_di
     with OpenAITestServer(latency=0.05, responder=_scripted(FAVOR_REPLIES)) as server:
         base = [sys.executable, "-m", "motionsight.engine.cli", "eval", "--benchmark", "favor",
                 "--questions", str(fav), "--videos", str(sample_videos_dir), "--workflow",
-                str(WORKFLOW), "--limit", "4", "--concurrency", "2", "--no-progress"]  # fmt: skip
+                str(WORKFLOW), "--limit", "4", "--concurrency", "2", "--no-progress",
+                "--trust-url", server.base_url]  # fmt: skip
         for item in _server_sets(server):
             base += ["--set", item]
         runs = {}

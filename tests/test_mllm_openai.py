@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from openai_server import OpenAITestServer, content_text, image_urls
+from openai_server import OpenAITestServer, allow, content_text, image_urls
 
 import motionsight
 from motionsight.engine import Executor, run_workflow
@@ -29,8 +29,9 @@ MC_QUESTION = "How does the camera move?\nA. pans left\nB. static\nC. zooms in"
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
     with OpenAITestServer() as running:
+        allow(monkeypatch, running.base_url, KEY_ENV)  # the user's --trust-url
         yield running
 
 
