@@ -4,18 +4,27 @@ Frames go as base64 JPEG data URLs in the same order and with the same `Frame{i}
 them as the local backend gets (`base.message_content`), resized by the same
 `resize_to_max_pixels`, so both backends see the same pixels before JPEG.
 The API key is read at request time from the environment variable *named* in the settings, so
-it never sits in a workflow, a cache key, a repr or a pickled handle. Only the standard library
-talks HTTP (`urllib`): a socket timeout per request, bounded retries with exponential backoff on
-429, 5xx, timeouts, refused/reset/dropped connections and malformed replies (honouring
-`Retry-After` up to a cap), no retry on other 4xx, and a semaphore per instance that bounds the
-requests in flight (batch use calls `generate` from many threads).
+it never sits in a workflow, a cache key, a repr or a pickled handle (which server may get which
+key is decided before, by `trust.check_server`, when a workflow builds the backend).
+
+Only the standard library talks HTTP (`urllib`). Every request has ONE deadline, `timeout`
+seconds for connecting, sending and the whole reply: a timer shuts the socket down when it
+passes, so a server that never answers or drips one byte a second ends on time. Replies are
+read in chunks up to `max_reply_bytes` (a larger one is refused, not retried). Bounded retries
+with exponential backoff on 429, 5xx, timeouts, refused/reset/dropped connections, malformed
+and empty replies (honouring `Retry-After` up to a cap), no retry on other 4xx; the whole call
+takes at most `max_seconds` (stated in the error). `Authorization` never follows a redirect to
+another origin. A semaphore per instance bounds the requests in flight (batch use calls
+`generate` from many threads).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
+import math
 import os
 import re
 import socket
@@ -44,6 +53,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # 408 is a timeout and 409/425 are "try again": the official OpenAI client retries them too
 RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+MAX_REPLY_BYTES = 10 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
 class _Retryable(Exception):
@@ -52,6 +63,105 @@ class _Retryable(Exception):
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.wait = wait
+
+
+class _Deadline:
+    """One request's deadline: when it passes, a timer shuts the connection's socket down, so no
+    connect, send or read (status line, headers, body) outlives it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return max(0.001, self.end - time.monotonic())
+
+    def attach(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._socket, expired = sock, self.expired
+        if expired:
+            _shutdown(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired, sock = True, self._socket
+        if sock is not None:
+            _shutdown(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv/send in another thread
+    except OSError:
+        pass  # already closed, or detached by TLS (then its own timeout bounds it)
+
+
+def _deadline_connection(base: type) -> type:
+    """`base` (HTTPConnection or HTTPSConnection) whose sockets are handed to a `_Deadline`."""
+
+    class Connection(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, deadline: _Deadline | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._deadline = deadline
+            if deadline is not None:
+                create = self._create_connection
+                self._create_connection = lambda *a, **k: deadline.attach(create(*a, **k))
+
+        def connect(self) -> None:
+            super().connect()
+            if self._deadline is not None:
+                self._deadline.attach(self.sock)  # the TLS socket once wrapped
+
+    return Connection
+
+
+_HTTPConnection = _deadline_connection(http.client.HTTPConnection)
+_HTTPSConnection = _deadline_connection(http.client.HTTPSConnection)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(_HTTPConnection, deadline=getattr(req, "deadline", None))
+        return self.do_open(connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(_HTTPSConnection, deadline=getattr(req, "deadline", None))
+        return self.do_open(connection, req, context=self._context)
+
+
+class _SameOriginAuthRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, but `Authorization` is dropped when the new URL is another origin
+    (scheme, host, port), and the request's deadline carries over."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            if _origin(req.full_url) != _origin(new.full_url):
+                new.remove_header("Authorization")
+            new.deadline = getattr(req, "deadline", None)
+        return new
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or (
+        443 if parts.scheme.lower() == "https" else 80
+    )
 
 
 def encode_jpeg(image: torch.Tensor, max_pixels: int, quality: int = 85) -> tuple[str, list[int]]:
@@ -104,7 +214,7 @@ class OpenAIMLLM(PromptedMLLM):
         model: the model name on the server.
         api_key_env: NAME of the environment variable holding the key, read at every request;
             unset or empty (local servers) sends no `Authorization` header. "" disables it.
-        timeout: socket timeout per request (s): connecting and each read.
+        timeout: the deadline of one request (s): connecting, sending and the whole reply.
         max_retries: retries after the first try (so at most `1 + max_retries` requests).
         backoff: wait before retry `k` (0-based) is `backoff * 2**k` s, at most `max_backoff`.
         max_pixels: each image is resized to at most this many pixels (<= 0: unchanged).
@@ -112,6 +222,11 @@ class OpenAIMLLM(PromptedMLLM):
         concurrency: requests in flight at once through this instance (across threads).
         max_backoff: cap of the exponential backoff (s).
         retry_after_cap: a server's `Retry-After` (s) is honoured up to this.
+        max_reply_bytes: a longer reply is refused (not retried); 10 MB by default.
+
+    One `generate` call takes at most `max_seconds`: `1 + max_retries` deadlines plus the
+    longest waits between them (defaults: 4 * 120 + 1 + 2 + 30 = 513 s worst case, when a
+    server asks to wait its `Retry-After` of 30 s or more each time).
     """
 
     def __init__(
@@ -127,13 +242,23 @@ class OpenAIMLLM(PromptedMLLM):
         concurrency: int = 4,
         max_backoff: float = 30.0,
         retry_after_cap: float = 30.0,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         if not model.strip():
             raise MLLMError(f"the OpenAI-compatible server {base_url} needs a model name")
-        if timeout <= 0 or max_retries < 0 or concurrency < 1 or backoff < 0:
+        numbers = (timeout, backoff, max_backoff, retry_after_cap)
+        if (
+            not all(math.isfinite(x) for x in numbers)
+            or timeout <= 0
+            or max_retries < 0
+            or concurrency < 1
+            or backoff < 0
+            or max_reply_bytes < 1
+        ):
             raise ValueError(
-                "OpenAIMLLM needs timeout > 0, max_retries >= 0, concurrency >= 1, backoff >= 0; "
-                f"got {timeout}, {max_retries}, {concurrency}, {backoff}"
+                "OpenAIMLLM needs a finite timeout > 0, max_retries >= 0, concurrency >= 1, "
+                f"backoff >= 0, max_reply_bytes >= 1; got {timeout}, {max_retries}, "
+                f"{concurrency}, {backoff}, {max_reply_bytes}"
             )
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
@@ -150,14 +275,31 @@ class OpenAIMLLM(PromptedMLLM):
         self.concurrency = int(concurrency)
         self.max_backoff = float(max_backoff)
         self.retry_after_cap = float(retry_after_cap)
+        self.max_reply_bytes = int(max_reply_bytes)
         self._init_runtime()
+
+    @property
+    def max_seconds(self) -> float:
+        """The longest one `generate` can take: every attempt's deadline plus the longest wait
+        before each retry (backoff, or a `Retry-After` up to its cap)."""
+        waits = sum(
+            max(min(self.backoff * 2**k, self.max_backoff), self.retry_after_cap)
+            for k in range(self.max_retries)
+        )
+        return (self.max_retries + 1) * self.timeout + waits
 
     def _init_runtime(self) -> None:
         """What cannot be pickled (Ray ships the backend): the semaphore and the opener."""
         self._slots = threading.BoundedSemaphore(self.concurrency)
         # a proxy from the environment must not capture a server on this machine
         host = urllib.parse.urlsplit(self.url).hostname or ""
-        handlers = [urllib.request.ProxyHandler({})] if host in LOCAL_HOSTS else []
+        handlers: list[urllib.request.BaseHandler] = [
+            _DeadlineHTTPHandler(),
+            _DeadlineHTTPSHandler(),
+            _SameOriginAuthRedirect(),
+        ]
+        if host in LOCAL_HOSTS:
+            handlers.append(urllib.request.ProxyHandler({}))
         self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
@@ -200,30 +342,37 @@ class OpenAIMLLM(PromptedMLLM):
         return headers
 
     def _post_once(self, data: bytes) -> dict:
-        """One request; a `_Retryable` for what may pass, `MLLMError` for what will not."""
+        """One request within one deadline; a `_Retryable` for what may pass, `MLLMError` for
+        what will not."""
         request = urllib.request.Request(
             self.url, data=data, headers=self._headers(), method="POST"
         )
-        try:
-            with self._slots, self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            status = f"HTTP {exc.code} {exc.reason}" + _error_detail(exc)
-            if exc.code in RETRY_STATUS or exc.code >= 500:
-                raise _Retryable(status, _retry_after(exc.headers.get("Retry-After"))) from exc
-            raise MLLMError(
-                f"{self.url} (model {self.model!r}) refused the request: {status}"
-                + _client_error_hint(exc.code)
-            ) from exc
-        except TimeoutError as exc:
-            raise _Retryable(f"timed out after {self.timeout:g} s") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                raise _Retryable(f"timed out after {self.timeout:g} s") from exc
-            raise _Retryable(f"connection failed: {exc.reason}") from exc
-        except (http.client.HTTPException, OSError) as exc:
-            # RemoteDisconnected, IncompleteRead, reset: the server dropped the connection
-            raise _Retryable(f"connection dropped: {type(exc).__name__}: {exc}") from exc
+        with self._slots:  # the deadline starts when the request goes out, not while queued
+            deadline = _Deadline(self.timeout)
+            request.deadline = deadline  # type: ignore[attr-defined]
+            try:
+                with self._opener.open(request, timeout=deadline.remaining()) as response:
+                    raw = self._read_body(response)
+            except urllib.error.HTTPError as exc:
+                status = f"HTTP {exc.code} {exc.reason}" + _error_detail(exc)
+                if exc.code in RETRY_STATUS or exc.code >= 500:
+                    raise _Retryable(status, _retry_after(exc.headers.get("Retry-After"))) from exc
+                raise MLLMError(
+                    f"{self.url} (model {self.model!r}) refused the request: {status}"
+                    + _client_error_hint(exc.code)
+                ) from exc
+            except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                if deadline.expired or isinstance(reason, (TimeoutError, socket.timeout)):
+                    raise _Retryable(
+                        f"timed out after {self.timeout:g} s (the deadline for the whole reply)"
+                    ) from exc
+                if isinstance(exc, urllib.error.URLError):
+                    raise _Retryable(f"connection failed: {exc.reason}") from exc
+                # RemoteDisconnected, IncompleteRead, reset: the server dropped the connection
+                raise _Retryable(f"connection dropped: {type(exc).__name__}: {exc}") from exc
+            finally:
+                deadline.cancel()
         try:
             reply = json.loads(raw)
             text = reply["choices"][0]["message"]["content"]
@@ -236,7 +385,31 @@ class OpenAIMLLM(PromptedMLLM):
                 f"malformed reply (not chat-completion JSON: {type(exc).__name__}: {exc}): "
                 f"{excerpt!r}"
             ) from exc
+        if not text.strip():
+            raise _Retryable("empty reply: the answer has no content")
         return reply
+
+    def _read_body(self, response: http.client.HTTPResponse) -> bytes:
+        """The reply body in chunks, refused (`MLLMError`) beyond `max_reply_bytes`."""
+        length = response.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > self.max_reply_bytes:
+            raise MLLMError(self._too_large(f"announces {int(length)} bytes"))
+        chunks, total = [], 0
+        while chunk := response.read(_CHUNK):
+            total += len(chunk)
+            if total > self.max_reply_bytes:
+                raise MLLMError(self._too_large(f"is longer than {self.max_reply_bytes} bytes"))
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        if length is not None and length.strip().isdigit() and total < int(length):
+            raise http.client.IncompleteRead(body, int(length) - total)  # cut short
+        return body
+
+    def _too_large(self, what: str) -> str:
+        return (
+            f"{self.url} (model {self.model!r}): the reply {what}, over the cap of "
+            f"{self.max_reply_bytes} bytes (max_reply_bytes); refused, not retried"
+        )
 
     def _wait(self, attempt: int, retry_after: float | None) -> float:
         """Seconds before retry `attempt` (0-based): capped exponential, or the server's
@@ -281,8 +454,10 @@ class OpenAIMLLM(PromptedMLLM):
                 },  # fmt: skip
             )
         raise MLLMError(
-            f"{self.url} (model {self.model!r}) gave no answer after {attempts} attempt(s); "
-            f"last: {errors[-1]}. Check that the server is running and serves this model."
+            f"{self.url} (model {self.model!r}) gave no answer after {attempts} attempt(s) in "
+            f"{time.perf_counter() - started:.1f} s (at most {self.max_seconds:g} s: {attempts} x "
+            f"{self.timeout:g} s deadline + waits); last: {errors[-1][:300]}. Check that the "
+            "server is running and serves this model."
         )
 
 

@@ -17,7 +17,13 @@ to `.script`), consumed in order by the next POSTs:
   timeout; cut short when the server closes), then the connection closes;
 - "malformed": 200 with a body that is not JSON;
 - "drop": the connection closes without any reply;
-- "truncate": 200 headers promising a body, half of it, then the connection closes.
+- "truncate": 200 headers promising a body, half of it, then the connection closes;
+- "drip": a whole valid reply (status line, headers, body) sent one byte every
+  `drip_interval` seconds (a slow-loris reply; stops when the client goes or the server closes);
+- "huge" / "huge_unannounced": 200 with a 100 MB body (`huge_bytes`), with or without a
+  Content-Length header (without: the body ends when the connection closes);
+- "empty": 200 with a chat completion whose content is "";
+- "redirect": 302 to `redirect_to` (another server's URL).
 
 Other POSTs to `.../chat/completions` wait `latency` seconds and answer `reply` (a string, or a
 callable taking the parsed body and returning one). `GET /v1/models` lists `model`.
@@ -36,7 +42,10 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAILURES = ("500", "429", "timeout", "hang", "malformed", "drop", "truncate")
+FAILURES = (
+    "500", "429", "timeout", "hang", "malformed", "drop", "truncate",
+    "drip", "huge", "huge_unannounced", "empty", "redirect",
+)  # fmt: skip
 
 
 class OpenAITestServer:
@@ -57,6 +66,9 @@ class OpenAITestServer:
         self.parse_bodies = parse_bodies  # False: a bench's server spends no CPU on the JSON
         self.model = model
         self.script: list[str] = []
+        self.drip_interval = 1.0
+        self.huge_bytes = 100 * 1024 * 1024
+        self.redirect_to = ""
         self.requests: list[dict[str, Any]] = []
         self.max_in_flight = 0
         self._in_flight = 0
@@ -236,6 +248,43 @@ class OpenAITestServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if action == "drip":
+                    reply = (
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(self._completion(body, 'A'))}\r\n\r\n".encode()
+                        + self._completion(body, "A")
+                    )
+                    self.close_connection = True
+                    for i in range(len(reply)):
+                        try:
+                            self.wfile.write(reply[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return  # the client gave up
+                        if server._closing.wait(server.drip_interval):
+                            return
+                    return
+                if action in ("huge", "huge_unannounced"):
+                    self._leave()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    if action == "huge":
+                        self.send_header("Content-Length", str(server.huge_bytes))
+                    self.end_headers()
+                    self.close_connection = True
+                    block = b" " * (1024 * 1024)
+                    try:
+                        for _ in range(server.huge_bytes // len(block)):
+                            self.wfile.write(block)
+                    except OSError:
+                        pass  # the client stopped reading
+                    return
+                if action == "empty":
+                    self._send(200, self._completion(body, ""))
+                    return
+                if action == "redirect":
+                    self._send_json(302, {}, {"Location": server.redirect_to})
+                    return
                 if action == "429":
                     self._send_json(
                         429,
@@ -251,15 +300,17 @@ class OpenAITestServer:
                     return
                 if server.latency:
                     server._closing.wait(server.latency)
-                text = server._answer(body)
+                self._send(200, self._completion(body, server._answer(body)))
+
+            def _completion(self, body: Any, text: str) -> bytes:
                 with server._lock:
                     number = len(server.requests)
-                self._send_json(
-                    200,
+                model = body.get("model") if isinstance(body, dict) else None
+                return json.dumps(
                     {
                         "id": f"chatcmpl-{number}",
                         "object": "chat.completion",
-                        "model": body.get("model"),
+                        "model": model,
                         "choices": [
                             {
                                 "index": 0,
@@ -268,8 +319,8 @@ class OpenAITestServer:
                             }
                         ],
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    },
-                )
+                    }
+                ).encode()
 
         return Handler
 
