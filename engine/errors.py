@@ -19,7 +19,45 @@ ERROR_KINDS = (
     "custom_validation_failed",
     "dependency_cycle",
     "invalid_override",
+    "value_not_finite",
 )
+MAX_VALUE_CHARS = 80  # a value quoted in a message is cut to this
+MAX_MESSAGE_CHARS = 400
+
+
+def cut(text: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """`repr(value)` cut to `limit` characters (a 1 MB widget value must not flood an error);
+    safe for anything JSON holds (a 5000-digit integer, deep nesting)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"<an integer of {value.bit_length()} bits>"
+    if isinstance(value, (list, tuple, dict)):
+        text = _shallow(value, limit)
+    else:
+        try:
+            text = repr(value)
+        except (ValueError, RecursionError):
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shallow(value: Any, limit: int) -> str:
+    """repr of a container without descending further than needed for `limit` characters."""
+    if isinstance(value, dict):
+        items = [
+            f"{short(k, limit)}: {short(v, limit) if not isinstance(v, (list, tuple, dict)) else '...'}"
+            for k, v in list(value.items())[:8]
+        ]
+        return "{" + ", ".join(items) + (", ...}" if len(value) > 8 else "}")
+    items = [
+        short(v, limit) if not isinstance(v, (list, tuple, dict)) else "[...]"
+        for v in list(value)[:8]
+    ]
+    return "[" + ", ".join(items) + (", ...]" if len(value) > 8 else "]")
 
 
 @dataclass
@@ -37,15 +75,22 @@ class ValidationError:
     input_name: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # One line, bounded: a workflow's values (names, titles, a 1 MB widget) are quoted in
+        # messages; the CLI prints messages on one line.
+        self.message = " ".join(str(self.message).splitlines())
+        if len(self.message) > MAX_MESSAGE_CHARS:
+            self.message = self.message[: MAX_MESSAGE_CHARS - 3] + "..."
+
     def where(self) -> str:
         parts = []
         if self.node_id is not None:
-            node = f"node {self.node_id}"
+            node = f"node {cut(self.node_id)}"
             if self.class_type:
-                node += f" ({self.class_type})"
+                node += f" ({cut(self.class_type)})"
             parts.append(node)
         if self.input_name is not None:
-            parts.append(f"input '{self.input_name}'")
+            parts.append(f"input '{cut(self.input_name)}'")
         return ", ".join(parts)
 
     def __str__(self) -> str:

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import NodeExecutionError, ValidationError, WorkflowError
+from .errors import NodeExecutionError, ValidationError, WorkflowError, cut, short
 from .spec import (
     InputSpec,
     accepted_argument_names,
@@ -61,6 +61,20 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
+def _non_finite(value: Any) -> bool:
+    """NaN or an infinity, as a number or as text ("nan", "inf", "-Infinity", "1e999")."""
+    if isinstance(value, Mapping) and set(value) == {"__value__"}:
+        value = value["__value__"]
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str) and len(value) < 100:
+        try:
+            return not math.isfinite(float(value))
+        except ValueError:
+            return False
+    return False
+
+
 def node_sort_key(node_id: str) -> tuple:
     """Numeric ids in numeric order, then the others alphabetically."""
     return (0, int(node_id), "") if str(node_id).isdigit() else (1, 0, str(node_id))
@@ -82,9 +96,14 @@ def coerce_literal(spec: InputSpec, value: Any) -> Any:
     if spec.type == "INT":
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{value} is not an integer")
+        if isinstance(value, str) and len(value) > 100:
+            raise ValueError("a text of more than 100 characters is not an integer")
         return int(value)
     if spec.type == "FLOAT":
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("too large for a FLOAT") from None
     if spec.type == "STRING":
         return value if isinstance(value, str) else str(value)
     if spec.type == "BOOLEAN":
@@ -364,12 +383,16 @@ def _check_node(
                 err(
                     "bad_linked_input",
                     name,
-                    f"bad link {list(value)!r}: must be [source node id, output index]",
+                    f"bad link {short(value)}: must be [source node id, output index]",
                 )
                 continue
             src, slot = str(value[0]), value[1]
             if src not in prompt:
-                err("bad_linked_input", name, f"linked to node {src}, which is not in the workflow")
+                err(
+                    "bad_linked_input",
+                    name,
+                    f"linked to node {cut(src)}, which is not in the workflow",
+                )
                 continue
             src_type = prompt[src].get("class_type")
             src_cls = node_classes.get(src_type)
@@ -397,13 +420,29 @@ def _check_node(
             links[name] = (src, slot)
             continue
 
-        try:
-            value = coerce_literal(spec, value)
-        except (TypeError, ValueError) as exc:
+        if not spec.is_primitive:
             err(
                 "invalid_input_type",
                 name,
-                f"value {value!r} cannot be converted to {spec.type} ({exc})",
+                f"input '{name}' ({spec.type}) takes a link from another node's output, "
+                f"not a value; got {short(value)}",
+            )
+            continue
+        if spec.type in ("INT", "FLOAT") and _non_finite(value):
+            err(
+                "value_not_finite",
+                name,
+                f"value {short(value)} is not a finite number ({spec.type} inputs take finite "
+                "numbers only)",
+            )
+            continue
+        try:
+            value = coerce_literal(spec, value)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            err(
+                "invalid_input_type",
+                name,
+                f"value {short(value)} cannot be converted to {spec.type} ({short(str(exc), 120)})",
             )
             continue
         literals[name] = value
@@ -415,14 +454,14 @@ def _check_node(
                 err(
                     "value_smaller_than_min",
                     name,
-                    f"value {value} is smaller than the minimum {low}",
+                    f"value {short(value)} is smaller than the minimum {low}",
                     minimum=low,
                 )
             elif high is not None and value > high:
                 err(
                     "value_bigger_than_max",
                     name,
-                    f"value {value} is bigger than the maximum {high}",
+                    f"value {short(value)} is bigger than the maximum {high}",
                     maximum=high,
                 )
         if spec.is_combo and value not in spec.choices:
@@ -432,7 +471,7 @@ def _check_node(
             err(
                 "value_not_in_list",
                 name,
-                f"value {value!r} is not one of the choices: {shown}",
+                f"value {short(value)} is not one of the choices: {shown}",
                 choices=list(spec.choices),
             )
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError, WorkflowError
+from .errors import ValidationError, WorkflowError, short
 from .spec import CONTROL_VALUES, input_specs, is_link, output_type_name, return_types, widget_specs
 from .validate import node_sort_key
 
@@ -83,6 +83,10 @@ def read_workflow(source: str | os.PathLike | Mapping) -> tuple[dict, str]:
         raise _fail(
             name, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise _fail(name, f"not a usable workflow: {short(str(exc), 120)}") from None
+    except RecursionError:
+        raise _fail(name, "not a usable workflow: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise _fail(name, f"a workflow must be a JSON object, got {type(data).__name__}")
     return data, name
@@ -241,7 +245,10 @@ def _ui_to_api(
 ) -> dict:
     if "links" not in data:
         raise _fail(name, "UI-format workflow has no 'links' list")
-    if data.get("definitions", {}) and data["definitions"].get("subgraphs"):
+    definitions = data.get("definitions")
+    if definitions is not None and not isinstance(definitions, Mapping):
+        raise _fail(name, f"'definitions' must be an object, got {type(definitions).__name__}")
+    if definitions and definitions.get("subgraphs"):
         raise _fail(
             name, "subgraphs are not supported headless: convert them back to nodes in the editor"
         )
@@ -308,13 +315,20 @@ def _ui_to_api(
                     node_id=node_id,
                     class_type=class_type,
                 )
+            if not isinstance(slot["name"], str):
+                raise _fail(
+                    name,
+                    f"input slot name {short(slot['name'])} is not text",
+                    node_id=node_id,
+                    class_type=class_type,
+                )
             link_id = slot.get("link")
             if link_id is None:
                 continue
-            if link_id not in links:
+            if not _is_link_id(link_id) or link_id not in links:
                 raise _fail(
                     name,
-                    f"input '{slot['name']}' refers to link {link_id}, which does not exist",
+                    f"input '{slot['name']}' refers to link {short(link_id)}, which does not exist",
                     node_id,
                     class_type,
                     slot["name"],
@@ -385,6 +399,10 @@ def _widget_inputs(node: Mapping, specs: Mapping, name: str) -> dict[str, Any]:
     return inputs
 
 
+def _is_link_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _resolve(
     link: _Link, want_type: str, nodes: Mapping[str, Mapping], links: Mapping[int, _Link], name: str
 ) -> _Link | _Literal | object | None:
@@ -406,8 +424,10 @@ def _resolve(
         source = nodes[link.origin]
         stype, mode = source["type"], source.get("mode", 0)
         if stype == "PrimitiveNode":
-            values = source.get("widgets_values") or []
-            return _Literal(values[0]) if values else _KEEP
+            values = source.get("widgets_values")
+            if isinstance(values, Mapping):  # saved by name: the value is "value"
+                return _Literal(values["value"]) if "value" in values else _KEEP
+            return _Literal(values[0]) if isinstance(values, list) and values else _KEEP
         if stype in _IGNORED_TYPES or mode == MODE_MUTED:
             return None
         if stype == "Reroute" or mode == MODE_BYPASSED:
@@ -418,8 +438,13 @@ def _resolve(
                 candidates = [link.origin_slot, *range(len(slots))]
             chosen = None
             for index in candidates:
-                if 0 <= index < len(slots) and (
-                    stype == "Reroute" or output_type_name(slots[index].get("type")) == want_type
+                if (
+                    0 <= index < len(slots)
+                    and isinstance(slots[index], Mapping)
+                    and (
+                        stype == "Reroute"
+                        or output_type_name(slots[index].get("type")) == want_type
+                    )
                 ):
                     chosen = slots[index]
                     break
@@ -427,10 +452,11 @@ def _resolve(
                 return None
             if chosen.get("link") is None:
                 return _KEEP
-            if chosen["link"] not in links:
+            if not _is_link_id(chosen["link"]) or chosen["link"] not in links:
                 raise _fail(
                     name,
-                    f"input '{chosen.get('name')}' refers to link {chosen['link']}, which does not exist",
+                    f"input {short(chosen.get('name'))} refers to link {short(chosen['link'])}, "
+                    "which does not exist",
                     source["id"],
                     stype,
                 )
