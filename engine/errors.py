@@ -146,9 +146,10 @@ class NodeExecutionError(Exception):
         self.title = title
         self.exception_type = _full_type_name(type(exc))
         self.exception_message = str(exc)
-        name = f" '{title}'" if title and title != class_type else ""
+        name = f" '{cut(title)}'" if title and title != class_type else ""
+        shown = cut(" ".join(self.exception_message.splitlines()), MAX_MESSAGE_CHARS)
         super().__init__(
-            f"node {node_id}{name} ({class_type}) failed: {self.exception_type}: {self.exception_message}"
+            f"node {cut(node_id)}{name} ({class_type}) failed: {self.exception_type}: {shown}"
         )
 
 

@@ -425,9 +425,14 @@ def _resolve(
         stype, mode = source["type"], source.get("mode", 0)
         if stype == "PrimitiveNode":
             values = source.get("widgets_values")
-            if isinstance(values, Mapping):  # saved by name: the value is "value"
-                return _Literal(values["value"]) if "value" in values else _KEEP
-            return _Literal(values[0]) if isinstance(values, list) and values else _KEEP
+            if values is not None and not isinstance(values, list):
+                raise _fail(
+                    name,
+                    f"PrimitiveNode's 'widgets_values' must be a list, got {short(values)}",
+                    source["id"],
+                    stype,
+                )
+            return _Literal(values[0]) if values else _KEEP
         if stype in _IGNORED_TYPES or mode == MODE_MUTED:
             return None
         if stype == "Reroute" or mode == MODE_BYPASSED:
