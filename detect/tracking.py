@@ -220,6 +220,9 @@ def _masks_to_detections(masks: torch.Tensor, labels: Sequence[str], info: dict)
     )
 
 
+MAX_ASPECT = 32  # a thinner frame is under 10 px across at a detector's working size
+
+
 def detect_and_track(
     frames: torch.Tensor,
     prompts: str | Sequence[str],
@@ -244,6 +247,13 @@ def detect_and_track(
         Detections with `track_ids`; `info` tells detector, mode and tracker.
     """
     check_frames(frames, "detect_and_track")
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    if max(height, width) > MAX_ASPECT * max(1, min(height, width)):
+        raise ValueError(
+            f"detect_and_track: frames of {width}x{height} are too thin to find objects in "
+            f"(aspect ratio over {MAX_ASPECT}:1; detectors work on a downscaled copy); crop the "
+            "video, or use a fixed box"
+        )
     if mode not in ("every", "first"):
         raise ValueError(f"detect_and_track: mode must be 'every' or 'first', got {mode!r}")
     words = parse_prompts(prompts)

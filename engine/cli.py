@@ -161,7 +161,8 @@ def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """An error message on one line (a list of problems joined by "; "), at most `limit` chars."""
     text = text.replace("\n  - ", " ").replace("\r", " ").replace("\n", " ")
     if len(text) > limit:
-        text = text[: limit - 40] + f"... ({len(text) - limit + 40} more chars; MOTIONSIGHT_DEBUG=1)"
+        tail = f"... (cut from {len(text)} chars; MOTIONSIGHT_DEBUG=1 shows all)"
+        text = text[: max(0, limit - len(tail))] + tail
     return text
 
 

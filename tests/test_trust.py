@@ -193,3 +193,27 @@ def test_eval_of_a_shared_openai_workflow_is_refused_without_consent(
             node_classes=motionsight.NODE_CLASS_MAPPINGS,
         )  # fmt: skip
     assert attacker.requests == []
+
+
+@pytest.mark.parametrize("prefix", [".", "./", "./.", "a/..", "./a/../."])
+def test_a_prefix_can_only_name_a_folder_inside_the_output_folder(prefix, tmp_path, capsys):
+    """Checked before anything is written: by validation (exit 2), and by the node itself."""
+    import torch
+
+    from motionsight import comfy_bridge
+    from motionsight.nodes.output import MotionSightSaveFrames
+
+    out = tmp_path / "out"
+    code = main(["run", str(WORKFLOWS / "spotlight_fixed_box.json"), "--set",
+                 "MotionSightLoadVideo.video=/nonexistent.mp4", "--set",
+                 f"MotionSightSaveFrames.filename_prefix={prefix}", "--output", str(out),
+                 "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "filename_prefix" in err and sorted(tmp_path.iterdir()) == []
+    comfy_bridge.set_output_directory(out)
+    try:
+        with pytest.raises(ValueError, match="escapes|itself"):
+            MotionSightSaveFrames().save(torch.rand(2, 8, 8, 3), prefix)
+    finally:
+        comfy_bridge.set_output_directory(None)
+    assert sorted(tmp_path.iterdir()) == []  # nothing beside (or in) the output folder

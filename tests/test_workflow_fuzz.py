@@ -277,3 +277,35 @@ def test_non_finite_numbers_are_rejected_for_every_number_input(value, tmp_path)
                      f"MotionSightBox.x1={value}", "--quiet", "--output", str(tmp_path)])  # fmt: skip
     assert code == 2 and "[value_not_finite]" in err.getvalue() and "'x1'" in err.getvalue()
     assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_errors_are_one_line_without_ffmpeg_noise(tmp_path, sample_videos_dir):
+    """A truncated video in a fresh process (FFmpeg and OpenCV write to the C-level stderr):
+    exactly our one line, naming the node and the file."""
+    import subprocess
+    import sys
+
+    clip = tmp_path / "truncated.mp4"
+    clip.write_bytes((sample_videos_dir / "desert_train.mp4").read_bytes()[:30_000])
+    done = subprocess.run(
+        [sys.executable, "-m", "motionsight.engine.cli", "run",
+         str(WORKFLOWS / "camera_motion_trails.json"), "--set",
+         f"MotionSightLoadVideo.video={clip}", "--output", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")},
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "node 1 'Load Video'" in done.stderr and str(clip) in done.stderr
+    assert "moov" not in done.stderr and "WARN" not in done.stderr
+
+
+def test_a_very_thin_video_is_a_clear_error_not_a_crash():
+    """10000x16 frames: the detectors' downscaled copy would be 1 px high (cv2.resize asserted)."""
+    import torch
+
+    from motionsight.detect.detectors import load_detector
+    from motionsight.detect.tracking import detect_and_track
+
+    frames = torch.rand(4, 16, 10000, 3)
+    with pytest.raises(ValueError, match="frames of 10000x16 are too thin"):
+        detect_and_track(frames, "", load_detector("motion", None))

@@ -25,6 +25,13 @@ import torch
 
 from ..kernels.sampling import fixed_rate_indices, segment_midpoint_indices
 
+# FFmpeg's and OpenCV's own messages ("moov atom not found", "backend ... can't be used to
+# capture by name") would print before the one-line error: every failure to open or decode is
+# reported by a VideoError naming the file. A user's own setting of either is kept.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read at FFmpeg's first use
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 __all__ = [
     "FrameBatch",
     "FrameSource",
