@@ -13,7 +13,7 @@ passes, so a server that never answers or drips one byte a second ends on time. 
 read in chunks up to `max_reply_bytes` (a larger one is refused, not retried). Bounded retries
 with exponential backoff on 429, 5xx, timeouts, refused/reset/dropped connections, malformed
 and empty replies (honouring `Retry-After` up to a cap), no retry on other 4xx; the whole call
-takes at most `max_seconds` (stated in the error). `Authorization` never follows a redirect to
+takes at most `max_seconds` (a total budget, 300 s by default; stated in the error). `Authorization` never follows a redirect to
 another origin. A semaphore per instance bounds the requests in flight (batch use calls
 `generate` from many threads).
 """
@@ -96,6 +96,7 @@ class _Deadline:
 
     def cancel(self) -> None:
         self._timer.cancel()
+        self._timer.join()  # at once: cancelled, it wakes and ends (no thread outlives a call)
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -223,10 +224,12 @@ class OpenAIMLLM(PromptedMLLM):
         max_backoff: cap of the exponential backoff (s).
         retry_after_cap: a server's `Retry-After` (s) is honoured up to this.
         max_reply_bytes: a longer reply is refused (not retried); 10 MB by default.
+        total_timeout: the budget of one `generate` call, all tries and waits included (s);
+            None: `max(300, timeout)`. A try never runs past it (its deadline is shortened),
+            and no retry starts when the wait before it would use up the budget.
 
-    One `generate` call takes at most `max_seconds`: `1 + max_retries` deadlines plus the
-    longest waits between them (defaults: 4 * 120 + 1 + 2 + 30 = 513 s worst case, when a
-    server asks to wait its `Retry-After` of 30 s or more each time).
+    So one `generate` call takes at most `max_seconds`: the budget, or `1 + max_retries`
+    deadlines plus the longest waits between them when that is less (defaults: 300 s).
     """
 
     def __init__(
@@ -243,10 +246,12 @@ class OpenAIMLLM(PromptedMLLM):
         max_backoff: float = 30.0,
         retry_after_cap: float = 30.0,
         max_reply_bytes: int = MAX_REPLY_BYTES,
+        total_timeout: float | None = None,
     ) -> None:
         if not model.strip():
             raise MLLMError(f"the OpenAI-compatible server {base_url} needs a model name")
-        numbers = (timeout, backoff, max_backoff, retry_after_cap)
+        total_timeout = max(300.0, timeout) if total_timeout is None else total_timeout
+        numbers = (timeout, backoff, max_backoff, retry_after_cap, total_timeout)
         if (
             not all(math.isfinite(x) for x in numbers)
             or timeout <= 0
@@ -254,6 +259,7 @@ class OpenAIMLLM(PromptedMLLM):
             or concurrency < 1
             or backoff < 0
             or max_reply_bytes < 1
+            or total_timeout <= 0
         ):
             raise ValueError(
                 "OpenAIMLLM needs a finite timeout > 0, max_retries >= 0, concurrency >= 1, "
@@ -276,6 +282,7 @@ class OpenAIMLLM(PromptedMLLM):
         self.max_backoff = float(max_backoff)
         self.retry_after_cap = float(retry_after_cap)
         self.max_reply_bytes = int(max_reply_bytes)
+        self.total_timeout = float(total_timeout)
         self._init_runtime()
 
     @property
@@ -286,7 +293,7 @@ class OpenAIMLLM(PromptedMLLM):
             max(min(self.backoff * 2**k, self.max_backoff), self.retry_after_cap)
             for k in range(self.max_retries)
         )
-        return (self.max_retries + 1) * self.timeout + waits
+        return min(self.total_timeout, (self.max_retries + 1) * self.timeout + waits)
 
     def _init_runtime(self) -> None:
         """What cannot be pickled (Ray ships the backend): the semaphore and the opener."""
@@ -341,14 +348,20 @@ class OpenAIMLLM(PromptedMLLM):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _post_once(self, data: bytes) -> dict:
-        """One request within one deadline; a `_Retryable` for what may pass, `MLLMError` for
-        what will not."""
+    def _post_once(self, data: bytes, budget: list[float]) -> dict:
+        """One request within one deadline (cut to what is left of the call's `budget`, whose
+        end is set when the first request goes out); a `_Retryable` for what may pass,
+        `MLLMError` for what will not."""
         request = urllib.request.Request(
             self.url, data=data, headers=self._headers(), method="POST"
         )
         with self._slots:  # the deadline starts when the request goes out, not while queued
-            deadline = _Deadline(self.timeout)
+            if not budget:
+                budget.append(time.monotonic() + self.total_timeout)
+            seconds = min(self.timeout, budget[0] - time.monotonic())
+            if seconds <= 0:
+                raise _Retryable(f"the total budget of {self.total_timeout:g} s is spent")
+            deadline = _Deadline(seconds)
             request.deadline = deadline  # type: ignore[attr-defined]
             try:
                 with self._opener.open(request, timeout=deadline.remaining()) as response:
@@ -365,7 +378,7 @@ class OpenAIMLLM(PromptedMLLM):
                 reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
                 if deadline.expired or isinstance(reason, (TimeoutError, socket.timeout)):
                     raise _Retryable(
-                        f"timed out after {self.timeout:g} s (the deadline for the whole reply)"
+                        f"timed out after {seconds:g} s (the deadline for the whole reply)"
                     ) from exc
                 if isinstance(exc, urllib.error.URLError):
                     raise _Retryable(f"connection failed: {exc.reason}") from exc
@@ -427,16 +440,19 @@ class OpenAIMLLM(PromptedMLLM):
         data = json.dumps(body).encode("utf-8")
         errors: list[str] = []
         waits: list[float] = []
+        budget: list[float] = []  # the end of the total budget, once the first request is out
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             try:
-                reply = self._post_once(data)
+                reply = self._post_once(data, budget)
             except _Retryable as failure:
                 errors.append(str(failure))
-                if attempt + 1 == attempts:
+                wait = self._wait(attempt, failure.wait)
+                if attempt + 1 == attempts or time.monotonic() + wait >= budget[0]:
+                    attempts = attempt + 1
                     break
-                waits.append(self._wait(attempt, failure.wait))
-                time.sleep(waits[-1])
+                waits.append(wait)
+                time.sleep(wait)
                 continue
             return Answer(
                 text=reply["choices"][0]["message"]["content"].strip(),
@@ -455,9 +471,9 @@ class OpenAIMLLM(PromptedMLLM):
             )
         raise MLLMError(
             f"{self.url} (model {self.model!r}) gave no answer after {attempts} attempt(s) in "
-            f"{time.perf_counter() - started:.1f} s (at most {self.max_seconds:g} s: {attempts} x "
-            f"{self.timeout:g} s deadline + waits); last: {errors[-1][:300]}. Check that the "
-            "server is running and serves this model."
+            f"{time.perf_counter() - started:.1f} s (the limit: {self.max_seconds:g} s, "
+            f"{self.timeout:g} s per try); last: {errors[-1][:300]}. Check that the server is "
+            "running and serves this model."
         )
 
 

@@ -45,7 +45,21 @@ def test_a_never_answering_or_dripping_server_ends_within_the_stated_deadline(ki
     assert len(server.requests) == 2  # retried once, as configured
     message = str(error.value)
     assert "timed out after 0.5 s" in message and "2 attempt(s)" in message
-    assert "at most 1.05 s" in message and "\n" not in message
+    assert "the limit: 1.05 s" in message and "\n" not in message
+
+
+def test_the_total_budget_bounds_all_tries_and_waits(server):
+    """Many retries cannot outlast `total_timeout`: the last try's deadline is shortened."""
+    server.hang_seconds = 30.0
+    server.fail_next("hang", times=20)
+    backend = _backend(server, max_retries=10, total_timeout=1.2)
+    assert backend.max_seconds == 1.2
+    assert OpenAIMLLM(server.base_url, "m").max_seconds == 300  # the defaults: 300 s at most
+    started = time.perf_counter()
+    with pytest.raises(MLLMError, match="the limit: 1.2 s"):
+        backend.generate(PROMPT, GenerationOptions())
+    assert time.perf_counter() - started < 1.2 + 0.5
+    assert 2 <= len(server.requests) <= 3
 
 
 @pytest.mark.parametrize("kind", ["huge", "huge_unannounced"])
