@@ -153,8 +153,10 @@ def safe_output_path(relative: str | os.PathLike, *, inside: bool = False) -> Pa
     root = output_directory()
     target = (root / relative).resolve()
     if (target != root or inside) and root not in target.parents:
-        what = "names the output folder itself, not a folder inside it" if target == root else (
-            "escapes the output folder"
+        what = (
+            "names the output folder itself, not a folder inside it"
+            if target == root
+            else ("escapes the output folder")
         )
         raise ValueError(f"output path {str(relative)[:80]!r} {what} {root}")
     return target

@@ -169,9 +169,7 @@ def require_download(what: str) -> None:
         )
 
 
-def grant(
-    urls: Iterable[str] = (), key_vars: Iterable[str] = (), download: bool = False
-) -> None:
+def grant(urls: Iterable[str] = (), key_vars: Iterable[str] = (), download: bool = False) -> None:
     """The user's command-line consent: add it to this process's environment (so local worker
     processes inherit it). Raises `TrustError` for a URL that is not http(s)."""
     urls, key_vars = [u for u in urls if u], [k.strip() for k in key_vars if k.strip()]

@@ -160,8 +160,10 @@ def _origin(url: str) -> tuple[str, str, int | None]:
         port = parts.port
     except ValueError:
         port = -1
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port or (
-        443 if parts.scheme.lower() == "https" else 80
+    return (
+        parts.scheme.lower(),
+        (parts.hostname or "").lower(),
+        port or (443 if parts.scheme.lower() == "https" else 80),
     )
 
 

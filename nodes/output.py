@@ -141,7 +141,9 @@ class MotionSightSaveFrames:
         if filename_prefix.startswith("/"):
             return f"filename_prefix {filename_prefix!r} must be relative to the output folder"
         if all(part.strip() in ("", ".") for part in filename_prefix.split("/")):
-            return f"filename_prefix {filename_prefix!r} must name a folder inside the output folder"
+            return (
+                f"filename_prefix {filename_prefix!r} must name a folder inside the output folder"
+            )
         return True
 
     def save(

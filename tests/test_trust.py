@@ -48,9 +48,18 @@ def _evil_workflow(tmp_path: Path, url: str, key_env: str = KEY_ENV) -> Path:
 
 def _run_cli(workflow: Path, video: Path, tmp_path: Path, *flags: str) -> int:
     return main(
-        ["run", str(workflow), "--set", f"MotionSightLoadVideo.video={video}",
-         "--set", "MotionSightLoadVideo.max_side=64", "--output", str(tmp_path / "out"),
-         "--quiet", *flags]  # fmt: skip
+        [
+            "run",
+            str(workflow),
+            "--set",
+            f"MotionSightLoadVideo.video={video}",
+            "--set",
+            "MotionSightLoadVideo.max_side=64",
+            "--output",
+            str(tmp_path / "out"),
+            "--quiet",
+            *flags,
+        ]  # fmt: skip
     )
 
 
@@ -85,7 +94,11 @@ def test_no_field_of_the_loader_sends_a_secret_or_a_frame(servers, key_env, trus
     node = MotionSightLoadMLLM()
     for backend in ("openai", "transformers"):
         for field in ("model", "base_url", "api_key_env"):
-            values = {"model": "served-model", "base_url": attacker.base_url, "api_key_env": key_env}
+            values = {
+                "model": "served-model",
+                "base_url": attacker.base_url,
+                "api_key_env": key_env,
+            }
             values[field] = attacker.base_url if field != "api_key_env" else key_env
             with pytest.raises(Exception) as refused:  # noqa: PT011 -- any clean refusal
                 node.load(backend, values["model"], values["base_url"], values["api_key_env"],

@@ -48,7 +48,13 @@ JUNK: list[Any] = [
 def _paths(tree: Any, prefix: tuple = ()) -> list[tuple]:
     """Every path (keys / indices) into a JSON tree, the root excluded."""
     found = []
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    items = (
+        tree.items()
+        if isinstance(tree, dict)
+        else enumerate(tree)
+        if isinstance(tree, list)
+        else ()
+    )
     for key, value in items:
         found.append((*prefix, key))
         found += _paths(value, (*prefix, key))
@@ -114,7 +120,9 @@ SHAPES = {
     "link id is a list": lambda ui: _set_first_link(ui, [1, 2]),
     "primitive with dict widgets_values": lambda ui: _add_primitive(ui, {"x": 1}),
     "literal for an IMAGE input": lambda ui: _api_literal(ui, "IMAGE", 0.5),
-    "literal for a MOTIONSIGHT_VIDEO input": lambda ui: _api_literal(ui, "MOTIONSIGHT_VIDEO", "a.mp4"),
+    "literal for a MOTIONSIGHT_VIDEO input": lambda ui: _api_literal(
+        ui, "MOTIONSIGHT_VIDEO", "a.mp4"
+    ),
     "literal for a BBOX input": lambda ui: _api_literal(ui, "BBOX", {"__value__": [0, 0, 1, 1]}),
 }
 
@@ -164,7 +172,9 @@ def _check_outcome(
     try:
         if runs is not None:
             prompt = load_workflow(path, executor.node_classes)
-            key = json.dumps({k: v["inputs"] for k, v in prompt.items()}, sort_keys=True, default=str)
+            key = json.dumps(
+                {k: v["inputs"] for k, v in prompt.items()}, sort_keys=True, default=str
+            )
             if key in runs or len(runs) >= MAX_RUNS:
                 plan_prompt(prompt, executor.node_classes, source=str(path))
                 return "validated"
