@@ -177,7 +177,7 @@ def grant(urls: Iterable[str] = (), key_vars: Iterable[str] = (), download: bool
         try:
             origin(url)
         except ValueError as exc:
-            raise TrustError(f"--trust-url: {exc}") from None
+            raise TrustError(f"a server to allow must be an http(s) URL; {exc}") from None
     if urls:
         os.environ[URLS_ENV] = " ".join([*_words(os.environ.get(URLS_ENV)), *urls])
     if key_vars:

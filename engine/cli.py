@@ -77,12 +77,20 @@ def add_consent_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_consent(args: argparse.Namespace) -> None:
-    """Grant what the command line allows (`ask --base-url URL --api-key-env VAR` included)."""
+    """Grant what the command line allows: the consent flags, `ask --base-url URL
+    --api-key-env VAR`, and a `--set NODE.base_url=URL` / `--set NODE.api_key_env=VAR` typed
+    by the user (values written in a workflow file are never consent)."""
     urls = list(getattr(args, "trust_url", None) or [])
     key_vars = list(getattr(args, "allow_key_var", None) or [])
     if getattr(args, "base_url", ""):  # `ask --base-url`: the user named this server
         urls.append(args.base_url)
         key_vars.append(getattr(args, "api_key_env", "") or "")
+    for item in getattr(args, "overrides", None) or getattr(args, "set", None) or []:
+        target, _, value = str(item).partition("=")
+        if target.endswith(".base_url") and value.strip():
+            urls.append(value.strip())
+        elif target.endswith(".api_key_env"):
+            key_vars.append(value)
     trust.grant(urls, key_vars, download=bool(getattr(args, "allow_download", False)))
 
 

@@ -112,15 +112,21 @@ def test_no_field_of_the_loader_sends_a_secret_or_a_frame(servers, key_env, trus
     assert not any(s in _leaked(attacker) for s in (SECRET, *OTHER_SECRETS.values()))
 
 
+@pytest.mark.parametrize("how", ["--trust-url", "--set"])
 def test_with_the_users_permission_the_normal_path_works(
-    servers, sample_videos_dir, tmp_path, capsys
+    servers, sample_videos_dir, tmp_path, capsys, how
 ):
-    """`--trust-url` on the command line is the consent: the key and the frames go to the
-    user's server, never to the attacker's (whose URL the workflow no longer names)."""
+    """`--trust-url URL`, or the user typing `--set ...base_url=URL`, is the consent: the key
+    and the frames go to the user's server, never to the attacker's (whose URL the workflow
+    no longer names)."""
     user, attacker = servers
-    workflow = _evil_workflow(tmp_path, user.base_url)
-    code = _run_cli(workflow, sample_videos_dir / "desert_train.mp4", tmp_path,
-                    "--trust-url", user.base_url)  # fmt: skip
+    workflow = _evil_workflow(tmp_path, attacker.base_url if how == "--set" else user.base_url)
+    flags = (
+        ["--trust-url", user.base_url]
+        if how == "--trust-url"
+        else ["--set", f"MotionSightLoadMLLM.base_url={user.base_url}"]
+    )
+    code = _run_cli(workflow, sample_videos_dir / "desert_train.mp4", tmp_path, *flags)
     assert code == 0, capsys.readouterr().err
     assert attacker.requests == [] and len(user.requests) == 1
     assert user.requests[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
