@@ -37,6 +37,7 @@ DEFAULT_KEY_VARS = ("OPENAI_API_KEY",)
 PACK_SETTINGS = Path(__file__).resolve().parent / "motionsight_settings.json"
 _SPLIT = re.compile(r"[,\s]+")
 _TRUE = {"1", "true", "yes", "on"}
+_UPPER_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class TrustError(RuntimeError):
@@ -147,10 +148,12 @@ def check_server(base_url: str, api_key_env: str, what: str = "Load MLLM") -> No
         )
     name = api_key_env.strip()
     if name and name not in allowed.key_vars:
+        # a conventional variable name is shown; anything else may be a pasted key: never echoed
+        named = repr(name[:80]) if _UPPER_NAME.fullmatch(name) else "(not shown: not a NAME)"
         raise TrustError(
-            f"{what}: api_key_env {name[:80]!r} for {shown} is not a key variable you allowed "
+            f"{what}: api_key_env {named} for {shown} is not a key variable you allowed "
             f"(allowed: {', '.join(sorted(allowed.key_vars))}); allow it with "
-            + _how(KEY_VARS_ENV, f"ask --api-key-env {name[:80]}", "allowed_key_vars")
+            + _how(KEY_VARS_ENV, "ask --api-key-env VAR / --allow-key-var VAR", "allowed_key_vars")
         )
 
 

@@ -82,7 +82,9 @@ def test_a_shared_workflow_cannot_reach_an_unallowed_server(
     assert "--trust-url" in line and trust.URLS_ENV in line and "trusted_urls" in line
 
 
-@pytest.mark.parametrize("key_env", [KEY_ENV, "AWS_SECRET_ACCESS_KEY", "HOME", ""])
+@pytest.mark.parametrize(
+    "key_env", [KEY_ENV, "AWS_SECRET_ACCESS_KEY", "HOME", "", "sk-pasted-Key1"]
+)
 @pytest.mark.parametrize("trusted", [False, True])
 def test_no_field_of_the_loader_sends_a_secret_or_a_frame(servers, key_env, trusted, monkeypatch):
     """Every string field of Load MLLM set to the attacker's URL, every switch on, with and
@@ -103,11 +105,13 @@ def test_no_field_of_the_loader_sends_a_secret_or_a_frame(servers, key_env, trus
             with pytest.raises(Exception) as refused:  # noqa: PT011 -- any clean refusal
                 node.load(backend, values["model"], values["base_url"], values["api_key_env"],
                           8, 0.0, 0, 28 * 28, allow_download=True, retries=0)  # fmt: skip
-            assert SECRET not in str(refused.value)
+            assert SECRET not in str(refused.value) and "sk-pasted" not in str(refused.value)
     assert attacker.requests == []
-    if trusted and key_env in ("AWS_SECRET_ACCESS_KEY", "HOME"):  # allowed server, unallowed key
-        with pytest.raises(trust.TrustError, match=f"api_key_env '{key_env}'.*ask --api-key-env"):
+    if trusted and key_env not in (KEY_ENV, ""):  # allowed server, unallowed key variable
+        shown = "'sk-pasted" if key_env.startswith("sk") else f"'{key_env}'"
+        with pytest.raises(trust.TrustError, match="api_key_env .*--allow-key-var") as refused:
             node.load("openai", "served-model", user.base_url, key_env, 8, 0.0, 0, 28 * 28)
+        assert (shown in str(refused.value)) == (not key_env.startswith("sk"))
     assert user.requests == []
     assert not any(s in _leaked(attacker) for s in (SECRET, *OTHER_SECRETS.values()))
 
