@@ -352,9 +352,9 @@ class HogPeopleDetector:
 
 # ------------------------------------------------------------------ registry
 def _load_grounding_dino(model, device, allow_download, threshold=0.25, text_threshold=0.25, **_):
+    where, local = resolve_model("grounding_dino", model, allow_download)
     from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-    where, local = resolve_model("grounding_dino", model, allow_download)
     processor = AutoProcessor.from_pretrained(
         where, local_files_only=local, trust_remote_code=False
     )
@@ -367,9 +367,9 @@ def _load_grounding_dino(model, device, allow_download, threshold=0.25, text_thr
 
 
 def _load_owlv2(model, device, allow_download, threshold=0.25, **_):
+    where, local = resolve_model("owlv2", model, allow_download)
     from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-    where, local = resolve_model("owlv2", model, allow_download)
     processor = Owlv2Processor.from_pretrained(
         where, local_files_only=local, trust_remote_code=False
     )

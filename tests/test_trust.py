@@ -14,6 +14,7 @@ from openai_server import OpenAITestServer, allow, image_urls
 
 import motionsight
 from motionsight import trust
+from motionsight.detect.detectors import resolve_model
 from motionsight.engine import run_workflow
 from motionsight.engine.cli import main
 from motionsight.engine.errors import NodeExecutionError
@@ -195,9 +196,7 @@ def test_allow_download_in_a_workflow_alone_never_downloads(monkeypatch):
     monkeypatch.setenv(trust.DOWNLOAD_ENV, "1")
     (handle,) = load_mllm()  # loads lazily, from the hub id the user now allowed
     assert handle.model.path == "evil-org/model"
-    with pytest.raises(Exception) as offline:  # noqa: PT011 -- HF_HUB_OFFLINE in tests
-        load_dino()
-    assert not isinstance(offline.value, trust.TrustError)
+    assert resolve_model("grounding_dino", "evil-org/dino", True) == ("evil-org/dino", False)
 
 
 def test_eval_of_a_shared_openai_workflow_is_refused_without_consent(
