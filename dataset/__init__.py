@@ -1,0 +1,1 @@
+"""Training data from MotionSight: pairs to review, reviewed pairs, trainer formats."""
