@@ -116,7 +116,6 @@ def _pair(record: Any, index: int, base: Path, where: str) -> Pair:
     video_field = _text(record, "video", where)
     video = _media_target(_path(video_field, base, where), VIDEO_SUFFIXES, where, allow_dir=False)
     question = _text(record, "question", where)
-    prompts: dict[str, Path | None] = dict.fromkeys(PROMPT_KINDS)
     if "candidates" in record:
         raw = record["candidates"]
         if not isinstance(raw, list) or len(raw) != 2:
@@ -130,21 +129,6 @@ def _pair(record: Any, index: int, base: Path, where: str) -> Pair:
         prior = record.get("chosen")
         if prior is not None and prior not in (0, 1):
             raise ReviewError(f"{where}: `chosen` must be 0, 1 or null, got {prior!r}")
-        given = record.get("visual_prompts") or {}
-        if not isinstance(given, dict):
-            raise ReviewError(f"{where}: `visual_prompts` must be an object")
-        for kind, value in given.items():
-            if kind not in PROMPT_KINDS:
-                raise ReviewError(
-                    f"{where}: unknown visual prompt {kind!r}; known: {', '.join(PROMPT_KINDS)}"
-                )
-            if value is not None:
-                prompts[kind] = _media_target(
-                    _path(value, base, f"{where} visual_prompts.{kind}"),
-                    VIDEO_SUFFIXES,
-                    f"{where} visual_prompts.{kind}",
-                    allow_dir=True,
-                )
         provenance = record.get("provenance") or {}
         pair_id = record.get("id")
         kind = str(record.get("kind") or "")
@@ -164,6 +148,22 @@ def _pair(record: Any, index: int, base: Path, where: str) -> Pair:
             f"{where}: a pair needs `candidates` (pairs JSONL) or `chosen` and `rejected` "
             "(preference records)"
         )
+    prompts: dict[str, Path | None] = dict.fromkeys(PROMPT_KINDS)
+    given = record.get("visual_prompts") or {}
+    if not isinstance(given, dict):
+        raise ReviewError(f"{where}: `visual_prompts` must be an object")
+    for kind, value in given.items():
+        if kind not in PROMPT_KINDS:
+            raise ReviewError(
+                f"{where}: unknown visual prompt {kind!r}; known: {', '.join(PROMPT_KINDS)}"
+            )
+        if value is not None:
+            prompts[kind] = _media_target(
+                _path(value, base, f"{where} visual_prompts.{kind}"),
+                VIDEO_SUFFIXES,
+                f"{where} visual_prompts.{kind}",
+                allow_dir=True,
+            )
     if candidates[0].text == candidates[1].text:
         raise ReviewError(f"{where}: the two descriptions are the same text")
     if pair_id is None:  # stable across runs: the clip's name and a hash of what is judged

@@ -82,13 +82,19 @@ class ReviewConfig:
         )
 
 
+CONFIG = web.AppKey("config", ReviewConfig)
+RENDER_POOL = web.AppKey("render_pool", ThreadPoolExecutor)
+IO_POOL = web.AppKey("io_pool", ThreadPoolExecutor)
+RENDER_LOCKS = web.AppKey("render_locks", dict)
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
 @web.middleware
 async def _guard(request: web.Request, handler):
-    config: ReviewConfig = request.app["config"]
+    config: ReviewConfig = request.app[CONFIG]
     if config.token is not None:
         given = (
             request.query.get("token")
@@ -198,7 +204,7 @@ async def _static(request: web.Request) -> web.StreamResponse:
 
 
 async def _state(request: web.Request) -> web.Response:
-    config: ReviewConfig = request.app["config"]
+    config: ReviewConfig = request.app[CONFIG]
     try:
         reviewer = _reviewer(config, request.query.get("reviewer"))
     except ReviewError as exc:
@@ -207,7 +213,7 @@ async def _state(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request) -> web.Response:
-    config: ReviewConfig = request.app["config"]
+    config: ReviewConfig = request.app[CONFIG]
     body = await _json_body(request)
     try:
         reviewer = _reviewer(config, body.get("reviewer"))
@@ -227,7 +233,7 @@ async def _decide(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     try:  # the fsync happens off the event loop
         await loop.run_in_executor(
-            request.app["io"], config.store.decide, pair, reviewer, choice, side
+            request.app[IO_POOL], config.store.decide, pair, reviewer, choice, side
         )
     except DecisionConflict as exc:
         return _error(409, str(exc))
@@ -235,7 +241,7 @@ async def _decide(request: web.Request) -> web.Response:
 
 
 async def _undo(request: web.Request) -> web.Response:
-    config: ReviewConfig = request.app["config"]
+    config: ReviewConfig = request.app[CONFIG]
     body = await _json_body(request)
     try:
         reviewer = _reviewer(config, body.get("reviewer"))
@@ -243,7 +249,7 @@ async def _undo(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(request.app["io"], config.store.undo, reviewer)
+        await loop.run_in_executor(request.app[IO_POOL], config.store.undo, reviewer)
     except DecisionConflict as exc:
         return _error(409, str(exc))
     return web.json_response(state(config, reviewer, config.token))
@@ -256,7 +262,7 @@ def _cache_path(config: ReviewConfig, pair: Pair, view: str, source: Path) -> Pa
 
 
 async def _media(request: web.Request) -> web.StreamResponse:
-    config: ReviewConfig = request.app["config"]
+    config: ReviewConfig = request.app[CONFIG]
     index, view = int(request.match_info["index"]), request.match_info["view"]
     if index >= len(config.pairs):
         raise web.HTTPNotFound(reason=f"no pair number {index}")
@@ -269,7 +275,7 @@ async def _media(request: web.Request) -> web.StreamResponse:
     source = given if given is not None else pair.video
     out = _cache_path(config, pair, view, source)
     if not out.exists():
-        locks: dict[Path, asyncio.Lock] = request.app["render_locks"]
+        locks: dict[Path, asyncio.Lock] = request.app[RENDER_LOCKS]
         async with locks.setdefault(out, asyncio.Lock()):
             if not out.exists():
                 from . import render
@@ -277,7 +283,7 @@ async def _media(request: web.Request) -> web.StreamResponse:
                 loop = asyncio.get_running_loop()
                 try:
                     await loop.run_in_executor(
-                        request.app["render_pool"], render.draw_view, pair.video, view, given, out
+                        request.app[RENDER_POOL], render.draw_view, pair.video, view, given, out
                     )
                 except (ReviewError, ValueError, OSError) as exc:
                     return _error(500, f"cannot draw {view} for pair {pair.id!r}: {exc}")
@@ -287,10 +293,10 @@ async def _media(request: web.Request) -> web.StreamResponse:
 def build_app(config: ReviewConfig) -> web.Application:
     """The aiohttp application serving `config`'s pairs and decisions."""
     app = web.Application(middlewares=[_guard], client_max_size=64 * 1024)
-    app["config"] = config
-    app["render_pool"] = ThreadPoolExecutor(1, thread_name_prefix="review-render")
-    app["io"] = ThreadPoolExecutor(2, thread_name_prefix="review-io")
-    app["render_locks"] = {}
+    app[CONFIG] = config
+    app[RENDER_POOL] = ThreadPoolExecutor(1, thread_name_prefix="review-render")
+    app[IO_POOL] = ThreadPoolExecutor(2, thread_name_prefix="review-io")
+    app[RENDER_LOCKS] = {}
     views = "|".join(VIEWS)
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
@@ -300,8 +306,8 @@ def build_app(config: ReviewConfig) -> web.Application:
     app.router.add_get(r"/media/{index:\d{1,9}}/{view:" + views + "}", _media)
 
     async def _shutdown(app: web.Application) -> None:
-        app["render_pool"].shutdown(wait=False, cancel_futures=True)
-        app["io"].shutdown(wait=True)
+        app[RENDER_POOL].shutdown(wait=False, cancel_futures=True)
+        app[IO_POOL].shutdown(wait=True)
 
     app.on_cleanup.append(_shutdown)
     return app
