@@ -141,6 +141,9 @@ def state(config: ReviewConfig, reviewer: str, token: str | None = None) -> dict
     store.refresh()
     decisions, stale = store.decisions(config.pairs)
     mine = {pair_id for pair_id, r in decisions if r == reviewer}
+    skipped = sum(
+        1 for (_p, r), line in decisions.items() if r == reviewer and line["action"] == "skip"
+    )
     per_reviewer: dict[str, int] = {}
     for _pair_id, r in decisions:
         per_reviewer[r] = per_reviewer.get(r, 0) + 1
@@ -165,6 +168,7 @@ def state(config: ReviewConfig, reviewer: str, token: str | None = None) -> dict
         "reviewer": reviewer,
         "total": len(config.pairs),
         "done": len(mine),
+        "skipped": skipped,
         "left": len(config.pairs) - len(mine),
         "per_reviewer": dict(sorted(per_reviewer.items())),
         "decided_by_anyone": len({pair_id for pair_id, _r in decisions}),

@@ -66,7 +66,8 @@ function render(state) {
     $("review").hidden = true;
     $("finished").hidden = false;
     $("finished-summary").textContent =
-      `${state.total} pairs, all decided by ${state.reviewer}. ` +
+      `${state.total} pairs, all decided by ${state.reviewer}: ` +
+      `${state.done - state.skipped} chosen, ${state.skipped} skipped. ` +
       `Decisions per reviewer: ${others || "none"}.`;
     $("export-command").textContent = state.export_command;
     $("video").removeAttribute("src");
@@ -153,7 +154,9 @@ for (const b of document.querySelectorAll(".view")) {
 }
 
 const video = $("video");
-video.addEventListener("canplay", () => { $("view-status").textContent = view === "original" ? "" : `${view}`; });
+video.addEventListener("canplay", () => {
+  $("view-status").textContent = view === "original" ? "" : `${view}: the 16 sampled frames`;
+});
 video.addEventListener("error", async () => {
   if (!video.getAttribute("src")) return;
   let message = `cannot play the ${view} view`;
