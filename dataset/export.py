@@ -105,6 +105,7 @@ def _prepare(
             raise ExportError(f"{where}: chosen and rejected are the same text")
         row["video"] = _video_path(_text(record, "video", where), base, media, where)
         row["system"] = str(record.get("system") or SYSTEM_PROMPT)
+        row["question"] = _VIDEO_TOKEN.sub(" ", row["question"]).strip()
         row["prompt"] = video_prompt(row["question"])
         rows.append(row)
     return rows
