@@ -85,9 +85,9 @@ class Thresholds:
     min_duration: float | None = 1.0
     max_duration: float | None = 600.0
     min_side: int | None = 224
-    min_clarity: float | None = 0.01
+    min_clarity: float | None = 0.004
     max_blockiness: float | None = 1.6
-    min_object_motion: float | None = 0.02
+    min_object_motion: float | None = 0.003
     min_camera_motion: float | None = 0.02
     min_moving_share: float | None = None
     min_yes: float | None = None
