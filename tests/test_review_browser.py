@@ -34,7 +34,9 @@ def browser_page():
         "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
     )
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set MOTIONSIGHT_CHROMIUM)")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM} (apt-get install chromium, or set MOTIONSIGHT_CHROMIUM)"
+        )
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -132,10 +134,21 @@ def test_review_page_in_chromium(browser_page, tmp_path, sample_videos_dir):
     assert errors == []
 
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [x["action"] for x in lines] == ["choose", "skip", "choose", "undo", "choose", "choose", "choose"]
+    assert [x["action"] for x in lines] == [
+        "choose",
+        "skip",
+        "choose",
+        "undo",
+        "choose",
+        "choose",
+        "choose",
+    ]
     assert lines[3]["undoes"] == lines[2]["uid"]
     assert main([str(samples), "--out", str(out), "--export", str(tmp_path / "reviewed")]) == 0
-    records = [json.loads(x) for x in (tmp_path / "reviewed" / "reviewed_pairs.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(x)
+        for x in (tmp_path / "reviewed" / "reviewed_pairs.jsonl").read_text().splitlines()
+    ]
     assert [r["id"] for r in records] == [pairs[i].id for i in (0, 2, 3, 4)]  # the skip stays out
     assert {r["id"]: r["chosen"] for r in records} == picked
     assert all(r["reviewers"] == ["ana"] and r["choice_by"] == "person" for r in records)

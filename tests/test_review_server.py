@@ -276,3 +276,27 @@ def test_missing_visual_prompts_are_drawn_once_and_cached(served, tmp_path):
     assert got["spotlight"].shape[1:] == (480, 480, 3)
     assert got["spotlight"].mean() < 0.8 * got["trails"].mean()
     assert np.abs(got["trails"] - got["spotlight"]).max() > 50
+
+
+def test_a_given_folder_of_frames_is_played_as_a_video(tmp_path, sample_videos_dir):
+    frames = tmp_path / "prompts" / "trails"
+    frames.mkdir(parents=True)
+    for i in range(6):  # what `dataset annotate` saves: frame_XX.jpg
+        cv2.imwrite(str(frames / f"frame_{i:02d}.jpg"), np.full((90, 160, 3), 40 * i, np.uint8))
+    record = {
+        "id": "d1",
+        "video": str(sample_videos_dir / "diving_board.mp4"),
+        "question": "What does the diver do?",
+        "candidates": [{"text": "a", "source": "motionsight"}, {"text": "b", "source": "plain"}],
+        "visual_prompts": {"spotlight": None, "trails": "prompts/trails"},
+    }
+    pairs_path = tmp_path / "pairs.jsonl"
+    pairs_path.write_text(json.dumps(record) + "\n")
+    with DecisionStore(tmp_path / "d.jsonl") as store:
+        server = ReviewServer(load_pairs(pairs_path), pairs_path, store, "ana")
+        with server.running():
+            status, headers, body = request(server.port, "GET", "/media/0/trails")
+    assert status == 200 and headers["Content-Type"] == "video/webm"
+    got = _frames(body, tmp_path, "t.webm")
+    assert got.shape == (6, 90, 160, 3)
+    assert np.abs(got[:, 40:50, 70:90].mean(axis=(1, 2, 3)) - 40 * np.arange(6)).max() < 6

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -264,26 +263,28 @@ def test_export_takes_majorities_and_leaves_skips_and_ties_out(tmp_path, sample_
     assert written == records
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("motionsight.dataset.export") is not None,
-    reason="the dataset export is installed: --trainer writes its formats",
-)
-def test_trainer_export_without_the_dataset_export_says_so(tmp_path, sample_videos_dir, capsys):
+def test_export_writes_the_trainer_formats(tmp_path, sample_videos_dir, capsys):
+    samples = sample_videos_dir / "motionvid_samples.json"
+    pairs = load_pairs(samples)
     out = tmp_path / "d.jsonl"
-    out.write_text("")
-    code = main(
-        [
-            str(sample_videos_dir / "motionvid_samples.json"),
-            "--out",
-            str(out),
-            "--export",
-            str(tmp_path / "r"),
-            "--trainer",
-            "trl",
-        ]
+    with DecisionStore(out) as store:
+        store.decide(pairs[4], "ana", 1)
+        store.decide(pairs[1], "ana", None)
+    args = [str(samples), "--out", str(out), "--export", str(tmp_path / "r")]
+    assert (
+        main([*args, "--trainer", "qwen2vl-finetune", "--media-root", str(sample_videos_dir)]) == 0
     )
-    assert code == 2
-    assert "motionsight.dataset.export is not installed" in capsys.readouterr().err
+    assert "qwen2vl-finetune: " in capsys.readouterr().out
+    (row,) = json.loads((tmp_path / "r" / "qwen2vl-finetune" / "motion_dpo.json").read_text())
+    assert row == {
+        "id": pairs[4].id,
+        "video": "stairs_pet.mp4",
+        "prompt": "<video>\n" + pairs[4].question,
+        "chosen": pairs[4].candidates[1].text,
+        "rejected": pairs[4].candidates[0].text,
+    }
+    assert main([*args, "--trainer", "gpt"]) == 2
+    assert "invalid choice: 'gpt'" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -22,6 +22,7 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..export import PREFERENCE_TRAINERS, ExportError, export_preference
 from .pairs import ReviewError, load_pairs
 from .store import DecisionStore, check_reviewer, reviewed_records
 
@@ -83,14 +84,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--trainer",
-        default=None,
-        help="with --export: also write this trainer's preference format (the dataset export's names)",
+        choices=("all", "none", *PREFERENCE_TRAINERS),
+        default="all",
+        help="with --export: the trainer formats written, one folder per trainer inside DIR "
+        "(default all; none: only DIR/reviewed_pairs.jsonl)",
     )
     parser.add_argument(
         "--media-root",
         default=None,
         metavar="DIR",
-        help="with --export --trainer: videos relative to this folder",
+        help="with --export: video paths relative to this folder (the trainer's media folder); default absolute",
     )
     parser.set_defaults(func=run_review)
     return parser
@@ -100,12 +103,13 @@ def export_reviewed(
     pairs_path: str | os.PathLike,
     decisions: str | os.PathLike,
     out_dir: str | os.PathLike,
-    trainer: str | None = None,
+    trainer: str = "all",
     media_root: str | os.PathLike | None = None,
 ) -> tuple[Path, list[str]]:
-    """Write the reviewed pairs as `out_dir/reviewed_pairs.jsonl` (and `trainer`'s format).
+    """Write the reviewed pairs as `out_dir/reviewed_pairs.jsonl` and in the trainer formats of
+    `motionsight.dataset.export` (`trainer`: one of them, "all", or "none"), one folder each.
 
-    Returns the records file and the report lines (counts, agreement between reviewers).
+    Returns the records file and the report lines (counts, agreement between reviewers, files).
     """
     pairs = load_pairs(pairs_path)
     if not Path(decisions).is_file():
@@ -130,16 +134,10 @@ def export_reviewed(
             f"{len(bad)} unreadable lines in {decisions} skipped (line {', '.join(map(str, bad[:5]))})"
         )
     lines.append(f"reviewed pairs: {path}")
-    if trainer is not None:
-        try:
-            from ..export import export_preference
-        except ImportError:
-            raise ReviewError(
-                f"--trainer {trainer}: motionsight.dataset.export is not installed; "
-                f"the reviewed pairs are in {path}"
-            ) from None
-        written = export_preference(records, trainer, out, media_root=media_root)
-        lines.append(f"{trainer} preference data: {written}")
+    trainers = {"all": list(PREFERENCE_TRAINERS), "none": []}.get(trainer, [trainer])
+    for name in trainers:
+        for written in export_preference(records, name, out / name, media_root):
+            lines.append(f"{name}: {written}")
     return path, lines
 
 
@@ -216,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
-    except ReviewError as exc:
+    except (ReviewError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -114,13 +114,30 @@ def render_prompt(
                 images = spotlight_boxes(chw, boxes, 20.0, 0.9).permute(0, 2, 3, 1)
         else:
             raise ReviewError(f"unknown view {kind!r}; choose original, spotlight or trails")
-    fps = len(clip.sampling.indices) / max(info.duration, 1e-3)
-    return encode_webm(_to_uint8(images), min(max(fps, 1.0), 30.0), out)
+    return encode_webm(_to_uint8(images), _rate(len(clip.sampling.indices), info.duration), out)
 
 
 def draw_view(video: Path, view: str, given: Path | None, out: Path) -> Path:
     """The page's `view` of a pair as a WebM at `out`: the frames of a `given` folder, else
     drawn from `video` (the original, or a prompt the pairs file gives no file for)."""
     if given is not None and given.resolve().is_dir():
-        return encode_webm(frames_from_folder(given.resolve()), 4.0, out)
+        frames = frames_from_folder(given.resolve())
+        return encode_webm(frames, _rate(len(frames), _duration(video)), out)
     return render_prompt(video, view, out)
+
+
+def _duration(video: Path) -> float:
+    """The clip's duration in seconds (0 when it cannot be probed)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        fps, count = cap.get(cv2.CAP_PROP_FPS), cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    finally:
+        cap.release()
+    return count / fps if fps > 0 and count > 0 else 0.0
+
+
+def _rate(frames: int, duration: float) -> float:
+    """Frames per second that spread `frames` over `duration` (1..30; 4 when unknown)."""
+    return min(max(frames / duration, 1.0), 30.0) if duration > 0 else 4.0

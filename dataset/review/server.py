@@ -79,6 +79,7 @@ class ReviewConfig:
         return (
             f"motionsight dataset review {shlex.quote(str(self.pairs_path))} "
             f"--out {shlex.quote(str(out))} --export {shlex.quote(str(out.parent / 'reviewed'))}"
+            " --trainer all"
         )
 
 
