@@ -156,6 +156,16 @@ def test_decisions_replay_undo_and_supersede(tmp_path):
         assert again.last_undoable("ana")["pair"] == "p2"
         valid, stale = again.decisions(pairs[:2])  # p2 no longer in the pairs file
         assert list(valid) == [("p0", "ben")] and stale == 1
+        # p2's text changed: the old decision is stale, cannot be undone, and can be redone
+        changed = [*pairs[:2], Pair(**{**pairs[2].__dict__, "question": "Where does it go?"})]
+        assert again.last_undoable("ana", changed) is None
+        with pytest.raises(DecisionConflict, match="nothing to undo"):
+            again.undo("ana", changed)
+        again.decide(changed[2], "ana", 1)
+        assert again.decisions(changed) == (
+            {**valid, ("p2", "ana"): again.effective[("p2", "ana")]},
+            0,
+        )
 
 
 def test_a_torn_line_is_reported_and_the_next_append_starts_fresh(tmp_path):

@@ -164,7 +164,7 @@ def state(config: ReviewConfig, reviewer: str, token: str | None = None) -> dict
             "media": {view: f"/media/{current.index}/{view}{suffix}" for view in VIEWS},
             "given": [k for k in PROMPT_KINDS if current.visual_prompts.get(k) is not None],
         }
-    last = store.last_undoable(reviewer)
+    last = store.last_undoable(reviewer, config.pairs)
     return {
         "reviewer": reviewer,
         "total": len(config.pairs),
@@ -254,7 +254,7 @@ async def _undo(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     loop = asyncio.get_running_loop()
     try:
-        await loop.run_in_executor(request.app[IO_POOL], config.store.undo, reviewer)
+        await loop.run_in_executor(request.app[IO_POOL], config.store.undo, reviewer, config.pairs)
     except DecisionConflict as exc:
         return _error(409, str(exc))
     return web.json_response(state(config, reviewer, config.token))

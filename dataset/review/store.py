@@ -202,7 +202,8 @@ class DecisionStore:
             raise ReviewError(f"choice must be 0, 1 or None (skip), got {choice!r}")
 
         def build() -> dict:
-            if (pair.id, reviewer) in self.effective:
+            old = self.effective.get((pair.id, reviewer))
+            if old is not None and old.get("digest") == pair.digest:  # a stale one is replaced
                 raise DecisionConflict(
                     f"{reviewer} has already decided pair {pair.id!r} (in another tab?); reload"
                 )
@@ -214,16 +215,25 @@ class DecisionStore:
 
         return self._locked(build)
 
-    def undo(self, reviewer: str) -> dict:
+    def undo(self, reviewer: str, pairs: Sequence[Pair] | None = None) -> dict:
         """Append an undo of `reviewer`'s latest decision still in force; returns the undo line.
+
+        With `pairs`, only a decision about one of them as it is now can be undone (not a stale
+        one the page does not show).
 
         Raises:
             DecisionConflict: `reviewer` has nothing left to undo.
         """
         check_reviewer(reviewer)
+        digests = None if pairs is None else {p.id: p.digest for p in pairs}
 
         def build() -> dict:
-            stack = self._stacks.get(reviewer)
+            stack = [
+                uid
+                for uid in self._stacks.get(reviewer, [])
+                if digests is None
+                or digests.get(self._by_uid[uid]["pair"]) == self._by_uid[uid].get("digest")
+            ]
             if not stack:
                 raise DecisionConflict(f"{reviewer} has nothing to undo")
             target = self._by_uid[stack[-1]]
@@ -247,9 +257,14 @@ class DecisionStore:
                 valid[key] = line
         return valid, stale
 
-    def last_undoable(self, reviewer: str) -> dict | None:
-        stack = self._stacks.get(reviewer)
-        return self._by_uid[stack[-1]] if stack else None
+    def last_undoable(self, reviewer: str, pairs: Sequence[Pair] | None = None) -> dict | None:
+        """The decision `undo(reviewer, pairs)` would undo, or None."""
+        digests = None if pairs is None else {p.id: p.digest for p in pairs}
+        for uid in reversed(self._stacks.get(reviewer, [])):
+            line = self._by_uid[uid]
+            if digests is None or digests.get(line["pair"]) == line.get("digest"):
+                return line
+        return None
 
 
 def agreement(decisions: dict[tuple[str, str], dict]) -> list[dict[str, Any]]:
