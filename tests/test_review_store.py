@@ -300,7 +300,17 @@ def test_export_writes_the_trainer_formats(tmp_path, sample_videos_dir, capsys):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main([str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "d.jsonl")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: pairs file {tmp_path / 'nope.jsonl'} does not exist"
+    assert (
+        err
+        == f"motionsight dataset review: error: pairs file {tmp_path / 'nope.jsonl'} does not exist"
+    )
+    from motionsight.engine.cli import main as motionsight_main  # `motionsight dataset review`
+
+    assert (
+        motionsight_main(["dataset", "review", str(tmp_path / "nope.jsonl"), "--out", "d.jsonl"])
+        == 2
+    )
+    assert capsys.readouterr().err.strip() == err
     assert main(["x.jsonl"]) == 2  # --out is required
     assert "--out" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []

@@ -95,8 +95,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --export: video paths relative to this folder (the trainer's media folder); default absolute",
     )
-    parser.set_defaults(func=run_review)
+    parser.set_defaults(func=_handle)
     return parser
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """`run_review` with bad input reported in one line (exit 2), whoever calls it."""
+    try:
+        return run_review(args)
+    except (ReviewError, ExportError) as exc:
+        print(f"motionsight dataset review: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def export_reviewed(
@@ -212,11 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    try:
-        return args.func(args)
-    except (ReviewError, ExportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":
