@@ -35,7 +35,7 @@ __all__ = ["build_parser", "main", "run_workflow"]
 # Subcommands in their own modules: engine/cli_<name>.py exposing `register(subparsers)`.
 # Add a new name here; a module that does not exist (yet) is skipped, one that fails to import
 # is an error (never hidden).
-_COMMAND_NAMES: tuple[str, ...] = ("ask", "eval", "export")
+_COMMAND_NAMES: tuple[str, ...] = ("ask", "eval", "export", "dataset")
 
 
 def _command_modules() -> list:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "LoadedResults",
@@ -100,8 +101,12 @@ class LoadedResults:
         return self.torn_tail or self.lines != len(self.records)
 
 
-def load_results(path: str | Path) -> LoadedResults:
+def load_results(path: str | Path, record_type: type = ResultRecord) -> LoadedResults:
     """Read a results file (missing file -> empty), applying the keep-first-success rule.
+
+    ``record_type`` builds each line (``record_type.from_dict(obj, where)``) and needs ``uid``,
+    ``ok`` and ``to_line()``: :class:`ResultRecord` for benchmarks, other JSONL stores reuse
+    the same durability (the dataset's scan and annotation files).
 
     Raises:
         ResultsFileError: a complete line that is not a results record (hand edits), naming
@@ -126,7 +131,7 @@ def load_results(path: str | Path) -> LoadedResults:
             ) from None
         if not isinstance(obj, dict):
             raise ResultsFileError(f"{where}: expected a JSON object")
-        record = ResultRecord.from_dict(obj, where)
+        record = record_type.from_dict(obj, where)
         loaded.lines += 1
         old = records.get(record.uid)
         if old is None or (not old.ok):  # first success wins; among failures the latest
@@ -169,10 +174,13 @@ class ResultsStore:
             if uid not in store.records: store.append(record)
     """
 
-    def __init__(self, path: str | Path, *, fsync_interval: float = 1.0) -> None:
+    def __init__(
+        self, path: str | Path, *, fsync_interval: float = 1.0, record_type: type = ResultRecord
+    ) -> None:
         self.path = Path(path)
+        self.record_type = record_type
         self.fsync_interval = float(fsync_interval)
-        self.records: dict[str, ResultRecord] = {}
+        self.records: dict[str, Any] = {}
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._last_sync = 0.0
@@ -185,7 +193,7 @@ class ResultsStore:
         self._lock()
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             stale.unlink(missing_ok=True)  # a compaction killed half-way (the original is intact)
-        loaded = load_results(self.path)
+        loaded = load_results(self.path, self.record_type)
         self.records = loaded.records
         if loaded.needs_compaction:
             write_results(self.path, self.records.values())
@@ -210,7 +218,7 @@ class ResultsStore:
         self.close()
 
     # -- writing -----------------------------------------------------------------------------
-    def append(self, record: ResultRecord) -> None:
+    def append(self, record: Any) -> None:
         """Write ``record`` as one line (one ``os.write``) and keep it per the loader's rule."""
         if self._fd is None:
             raise RuntimeError(f"results file {self.path} is not open")

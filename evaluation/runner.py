@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .benchmarks import BenchmarkQuestion
 from .results import ResultRecord, ResultsFileError, ResultsStore
@@ -27,6 +28,7 @@ __all__ = [
     "EvalReport",
     "Outcome",
     "answer_question",
+    "execute",
     "make_record",
     "run_eval",
 ]
@@ -243,6 +245,45 @@ def _run_ray(
             ray.shutdown()
 
 
+def execute(
+    pending: Sequence[Any],
+    factory: Callable[[], Callable[[Any], str]],
+    emit: Callable[[Any, Outcome], None],
+    *,
+    executor: str = "local",
+    concurrency: int | None = None,
+    ray_address: str | None = None,
+    ray_init_kwargs: dict | None = None,
+    gpus_per_worker: float | None = None,
+    cpus_per_worker: float = 1.0,
+) -> None:
+    """Run ``factory()``'s function over ``pending`` jobs on the chosen executor, calling
+    ``emit(job, outcome)`` on the driver as each finishes (the caller writes it durably).
+
+    A job needs ``uid``, ``video`` and ``video_exists`` (a :class:`BenchmarkQuestion`, or the
+    dataset's clip jobs); the function returns text. Same executors as :func:`run_eval`.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if not pending:
+        return
+    if executor == "ray":
+        _run_ray(
+            pending,
+            factory,
+            emit,
+            concurrency=concurrency,
+            address=ray_address,
+            gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            init_kwargs=ray_init_kwargs,
+        )
+    elif (concurrency or 1) == 1:
+        _run_inline(pending, factory, emit)
+    else:
+        _run_threads(pending, factory, emit, concurrency or 1)
+
+
 def run_eval(
     questions: Sequence[BenchmarkQuestion],
     answer_factory: AnswerFactory,
@@ -332,23 +373,17 @@ def run_eval(
                 )
 
         try:
-            if not pending:
-                pass
-            elif executor == "ray":
-                _run_ray(
-                    pending,
-                    answer_factory,
-                    emit,
-                    concurrency=concurrency,
-                    address=ray_address,
-                    gpus_per_worker=gpus_per_worker,
-                    cpus_per_worker=cpus_per_worker,
-                    init_kwargs=ray_init_kwargs,
-                )
-            elif (concurrency or 1) == 1:
-                _run_inline(pending, answer_factory, emit)
-            else:
-                _run_threads(pending, answer_factory, emit, concurrency or 1)
+            execute(
+                pending,
+                answer_factory,
+                emit,
+                executor=executor,
+                concurrency=concurrency,
+                ray_address=ray_address,
+                ray_init_kwargs=ray_init_kwargs,
+                gpus_per_worker=gpus_per_worker,
+                cpus_per_worker=cpus_per_worker,
+            )
         finally:
             if bar is not None:
                 bar.close()
