@@ -8,6 +8,7 @@ at module import time, so the pack loads with only its declared dependencies.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -116,15 +117,56 @@ def input_directory() -> Path | None:
     return _input_directory
 
 
+# The example clip shipped with the pack (beside the workflows that use it).
+EXAMPLE_DIRECTORY = Path(__file__).resolve().parent / "workflows"
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg"})
+
+
 def resolve_input_file(name: str) -> Path:
-    """A path as given, or a name inside ComfyUI's input folder (headless: the input folder set)."""
+    """A path as given, a name inside ComfyUI's input folder (`clip.mp4`, or annotated
+    `clip.mp4 [input]` / `[output]` / `[temp]` as the editor's upload widget writes it; headless:
+    the input folder set), else a file shipped in the pack's example folder."""
+    fp = _comfy("folder_paths")
+    if fp is not None and name.endswith(("[input]", "[output]", "[temp]")):
+        return Path(fp.get_annotated_filepath(name))
     path = Path(os.path.expanduser(name))
     if path.is_absolute() or path.exists():
         return path
     base = input_directory()
     if base is not None and (base / name).exists():
         return base / name
+    if (EXAMPLE_DIRECTORY / name).is_file() and Path(name).name == name:
+        return EXAMPLE_DIRECTORY / name
     return path
+
+
+def input_videos() -> list[str]:
+    """The video files at the top of the input folder (ComfyUI's, or the one set headless),
+    sorted, plus the pack's example clips: the choices of a video combo."""
+    names = {p.name for p in EXAMPLE_DIRECTORY.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS}
+    base = input_directory()
+    if base is not None and base.is_dir():
+        names.update(
+            e.name
+            for e in os.scandir(base)
+            if e.is_file() and Path(e.name).suffix.lower() in VIDEO_EXTENSIONS
+        )
+    return sorted(names)
+
+
+def copy_examples_to_input() -> None:
+    """Inside ComfyUI: put the pack's example clips into the input folder once (never
+    overwriting), so the editor's upload widget can preview them like an uploaded file."""
+    base = input_directory()
+    if base is None or not in_comfyui():
+        return
+    for src in EXAMPLE_DIRECTORY.iterdir():
+        target = base / src.name
+        if src.suffix.lower() in VIDEO_EXTENSIONS and not target.exists():
+            try:
+                shutil.copyfile(src, target)
+            except OSError:
+                pass  # read-only input folder: names still resolve to the pack's copy
 
 
 def models_directory(kind: str) -> Path | None:
