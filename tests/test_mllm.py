@@ -281,7 +281,11 @@ def test_ask_command_reports_a_bad_model_folder_without_traceback(
 
 
 def test_shipped_mllm_workflows_store_no_model_or_key(repo_root):
-    for name in ("Ask about motion - auto routed", "Ask about object motion", "Ask about camera motion"):
+    for name in (
+        "Ask about motion - auto routed",
+        "Ask about object motion",
+        "Ask about camera motion",
+    ):
         prompt = load_workflow(WORKFLOWS / f"{name}.json", motionsight.NODE_CLASS_MAPPINGS)
         loader = next(n for n in prompt.values() if n["class_type"] == "MotionSightLoadMLLM")
         assert (

@@ -39,8 +39,10 @@ def test_workflows_have_readable_names_notes_thumbnails_and_the_example_clip():
         assert "nodes" in data and "links" in data, "shipped workflows are in ComfyUI's UI format"
         assert "_" not in workflow.stem and workflow.stem[0].isupper(), workflow.name
         notes = [n for n in data["nodes"] if n["type"] == "Note"]
-        assert len(notes) == 1 and "To change" in notes[0]["widgets_values"][0] or (
-            "Load MLLM" in notes[0]["widgets_values"][0]
+        assert (
+            len(notes) == 1
+            and "To change" in notes[0]["widgets_values"][0]
+            or ("Load MLLM" in notes[0]["widgets_values"][0])
         ), workflow.name
         (load,) = [n for n in data["nodes"] if n["type"] == "MotionSightLoadVideo"]
         assert load["widgets_values"][0] == EXAMPLE.name
@@ -61,9 +63,7 @@ def test_workflow_runs_as_shipped_with_no_overrides(workflow, tmp_path, capsys, 
         assert texts and texts[0].startswith("[dry run]") and "Frame15: <image>" in texts[0]
 
 
-def test_load_video_takes_a_typed_path_or_an_input_folder_name(
-    sample_videos_dir, tmp_path, capsys
-):
+def test_load_video_takes_a_typed_path_or_an_input_folder_name(sample_videos_dir, tmp_path, capsys):
     workflow = str(ROOT / "workflows" / "Camera motion trails.json")
     clip = sample_videos_dir / "lawn_mowing.mp4"
     small = "MotionSightLoadVideo.max_side=128"
