@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,15 @@ def safe_output_path(relative: str | os.PathLike) -> Path:
     if target != root and root not in target.parents:
         raise ValueError(f"output path {str(relative)!r} escapes the output folder {root}")
     return target
+
+
+@contextmanager
+def naming_input(name: str) -> Iterator[None]:
+    """Prefix a ValueError/OSError raised inside with the input it is about (`video: ...`): the
+    editor's error dialog shows the node's type as its heading and this one line under it."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith(f"{name}: "):
+            exc.args = (f"{name}: {exc.args[0]}", *exc.args[1:])
+        raise

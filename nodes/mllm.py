@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from ..comfy_bridge import naming_input
 from ..mllm import (
     MLLMHandle,
     Stream,
@@ -192,17 +193,18 @@ class MotionSightLoadMLLM:
         max_pixels: int,
         **optional,
     ):
-        handle = load_mllm(
-            backend,
-            model,
-            base_url,
-            api_key_env,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            seed=seed,
-            max_pixels=max_pixels,
-            **optional,
-        )
+        with naming_input("model" if backend == "transformers" or base_url.strip() else "backend"):
+            handle = load_mllm(
+                backend,
+                model,
+                base_url,
+                api_key_env,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                max_pixels=max_pixels,
+                **optional,
+            )
         return (handle,)
 
 

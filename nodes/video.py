@@ -124,7 +124,8 @@ class MotionSightLoadVideo:
         return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def load(self, video: str, sampling: str, num_frames: int, rate: float, max_side: int):
-        source = open_video(resolve_input_file(video))
+        with comfy_bridge.naming_input("video"):
+            source = open_video(resolve_input_file(video))
         clip = VideoClip(source, _sampling(source.info, sampling, num_frames, rate), max_side)
         return _outputs(clip)
 

@@ -48,15 +48,13 @@ def _run(page, timeout: float = 240.0) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
         events = page.evaluate("window.__ms")
-        if events:
-            kind, detail = events[-1]
-            out = {"event": kind}
-            if kind == "execution_error":
-                out["message"] = f"{detail.get('node_type')}: {detail.get('exception_message')}"
-            return out
         dialog = page.locator(".p-dialog:visible")
-        if dialog.count():
-            return {"event": "dialog", "message": dialog.first.inner_text()}
+        if events and events[-1][0] == "execution_success":
+            return {"event": "execution_success"}
+        if dialog.count():  # a validation error (HTTP 400) or a run-time error
+            page.wait_for_timeout(500)
+            text = " / ".join(line.strip() for line in dialog.first.inner_text().splitlines())
+            return {"event": events[-1][0] if events else "dialog", "dialog": text}
         page.wait_for_timeout(500)
     return {"event": "timeout"}
 
@@ -107,8 +105,11 @@ def main(url: str, pack: str, out: Path) -> None:
             _open_template(page, pack, name)
             started = time.time()
             result = _run(page)
-            page.wait_for_timeout(1500)  # the preview image loads after the event
-            nodes = page.evaluate(STATE)
+            for _ in range(30):  # the preview images load after the event
+                page.wait_for_timeout(500)
+                nodes = page.evaluate(STATE)
+                if all(n["images"] for n in nodes if n["type"] == "MotionSightSaveFrames"):
+                    break
             shot = out / f"{name}.png"
             page.screenshot(path=str(shot))
             texts = {n["title"]: n["text"] for n in nodes if n["type"] in TEXT_NODES}
@@ -149,7 +150,9 @@ def main(url: str, pack: str, out: Path) -> None:
         page.screenshot(path=str(out / "bad_model.png"))
         _close_dialogs(page)
         _set_widget(page, "MotionSightLoadMLLM", "model", "")
-        report["bad_inputs"].append({"case": "model folder not a model", **bad, "next_run": _run(page)})
+        report["bad_inputs"].append(
+            {"case": "model folder not a model", **bad, "next_run": _run(page)}
+        )
         browser.close()
     print(json.dumps(report))
 

@@ -101,10 +101,11 @@ def test_every_template_runs_from_the_browser_with_answers_on_the_nodes(comfyui,
             (answer,) = [v for k, v in t["texts"].items() if k == "Ask MLLM"]
             assert answer.startswith("[dry run]") and "on the Load MLLM node set `model`" in answer
             assert all(v for v in t["texts"].values()), t["texts"]
-    for case in report["bad_inputs"]:
-        assert case["event"] in ("dialog", "execution_error"), case
-        message = case["message"]
-        assert ("Load Video" in message and "video" in message) or (
-            "Load MLLM" in message or "MotionSightLoadMLLM" in message
-        ), message
+    video, model = report["bad_inputs"]
+    for case, node, name in (
+        (video, "MotionSightLoadVideo", "video"),
+        (model, "MotionSightLoadMLLM", "model"),
+    ):
+        assert case["event"] == "execution_error", case
+        assert node in case["dialog"] and f" / {name}: " in case["dialog"], case["dialog"]
         assert case["next_run"]["event"] == "execution_success", case
