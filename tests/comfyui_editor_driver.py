@@ -105,11 +105,24 @@ def main(url: str, pack: str, out: Path) -> None:
             _open_template(page, pack, name)
             started = time.time()
             result = _run(page)
-            for _ in range(30):  # the preview images load after the event
-                page.wait_for_timeout(500)
-                nodes = page.evaluate(STATE)
-                if all(n["images"] for n in nodes if n["type"] == "MotionSightSaveFrames"):
-                    break
+            # The canvas loads a node's preview when it draws it: visit each Save node.
+            for save in page.evaluate(
+                "app.graph.nodes.filter((n) => n.type === 'MotionSightSaveFrames').map((n) => n.id)"
+            ):
+                page.evaluate(f"app.canvas.centerOnNode(app.graph.getNodeById({save}))")
+                for _ in range(20):
+                    page.wait_for_timeout(500)
+                    state = {n["id"]: n for n in page.evaluate(STATE)}
+                    if state[save]["images"]:
+                        break
+            # Then look at the node with the answer (or the last node) and take the screenshot.
+            page.evaluate(
+                """() => { const ns = app.graph.nodes;
+                   const n = ns.find((n) => n.type === 'MotionSightAsk') ?? ns[ns.length - 1];
+                   app.canvas.centerOnNode(n); app.canvas.setDirty(true, true); }"""
+            )
+            page.wait_for_timeout(1000)
+            nodes = page.evaluate(STATE)
             shot = out / f"{name}.png"
             page.screenshot(path=str(shot))
             texts = {n["title"]: n["text"] for n in nodes if n["type"] in TEXT_NODES}
