@@ -191,12 +191,14 @@ def safe_output_path(relative: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def naming_input(name: str) -> Iterator[None]:
-    """Prefix a ValueError/OSError raised inside with the input it is about (`video: ...`): the
+def naming_input(
+    name: str, kinds: tuple[type[Exception], ...] = (ValueError, OSError)
+) -> Iterator[None]:
+    """Prefix an error of `kinds` raised inside with the input it is about (`video: ...`): the
     editor's error dialog shows the node's type as its heading and this one line under it."""
     try:
         yield
-    except (ValueError, OSError) as exc:
+    except kinds as exc:
         if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith(f"{name}: "):
             exc.args = (f"{name}: {exc.args[0]}", *exc.args[1:])
         raise

@@ -19,6 +19,7 @@ from ..mllm import (
     route_question,
 )
 from ..mllm.answering import answer_info
+from ..mllm.base import MLLMError
 from ..video import VideoClip
 
 CATEGORY = "MotionSight/MLLM"
@@ -193,7 +194,8 @@ class MotionSightLoadMLLM:
         max_pixels: int,
         **optional,
     ):
-        with naming_input("model" if backend == "transformers" or base_url.strip() else "backend"):
+        where = "model" if backend == "transformers" or base_url.strip() else "backend"
+        with naming_input(where, (ValueError, OSError, MLLMError)):
             handle = load_mllm(
                 backend,
                 model,

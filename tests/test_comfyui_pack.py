@@ -151,3 +151,11 @@ def test_hog_on_an_opencv_without_it_says_what_to_do(monkeypatch):
     monkeypatch.delattr(cv2, "HOGDescriptor", raising=False)
     with pytest.raises(RuntimeError, match=r"hog_people .*pip install 'opencv-python-headless<5'"):
         HogPeopleDetector()
+
+
+def test_a_folder_that_is_not_a_model_fails_naming_the_input(tmp_path):
+    from motionsight.nodes.mllm import MotionSightLoadMLLM
+
+    with pytest.raises(RuntimeError, match=f"^model: {tmp_path} is not a model folder"):
+        MotionSightLoadMLLM().load("transformers", str(tmp_path), "", "OPENAI_API_KEY",
+                                   128, 0.0, 0, 151200)  # fmt: skip
