@@ -105,6 +105,7 @@ def main(url: str, pack: str, out: Path) -> None:
             _open_template(page, pack, name)
             started = time.time()
             result = _run(page)
+            result["seconds"] = round(time.time() - started, 1)  # Run pressed -> success
             # The canvas loads a node's preview when it draws it: visit each Save node.
             for save in page.evaluate(
                 "app.graph.nodes.filter((n) => n.type === 'MotionSightSaveFrames').map((n) => n.id)"
@@ -130,7 +131,6 @@ def main(url: str, pack: str, out: Path) -> None:
                 {
                     "name": name,
                     **result,
-                    "seconds": round(time.time() - started, 1),
                     "texts": texts,
                     "save_previews": sum(
                         n["images"] for n in nodes if n["type"] == "MotionSightSaveFrames"

@@ -67,6 +67,10 @@ def comfyui(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(30)
+        if os.environ.get("MOTIONSIGHT_SCREENSHOTS"):  # keep the server log beside the shots
+            keep = Path(os.environ["MOTIONSIGHT_SCREENSHOTS"])
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / "comfyui.log").write_text(log.read_text())
 
 
 def test_pack_loads_fast_without_import_failed(comfyui):
