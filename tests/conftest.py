@@ -12,9 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MOTIONSIGHT_DEVICE", "cpu")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_VIDEOS = Path(
-    os.environ.get("MOTIONSIGHT_SAMPLE_VIDEOS", REPO_ROOT.parent / "shared" / "videos")
-)
+SAMPLE_VIDEOS = Path(os.environ.get("MOTIONSIGHT_SAMPLE_VIDEOS", REPO_ROOT.parent / "shared" / "videos"))
 
 
 @pytest.fixture(scope="session")
