@@ -65,7 +65,7 @@ def test_workflow_runs_as_shipped_with_no_overrides(workflow, tmp_path, capsys, 
 
 def test_load_video_takes_a_typed_path_or_an_input_folder_name(sample_videos_dir, tmp_path, capsys):
     workflow = str(ROOT / "workflows" / "Camera motion trails.json")
-    clip = sample_videos_dir / "lawn_mowing.mp4"
+    clip = sample_videos_dir / "desert_vehicles_aerial.mp4"
     small = "MotionSightLoadVideo.max_side=128"
     by_path = _run_cli(
         capsys, workflow, "--set", f"MotionSightLoadVideo.video={clip}", "--set", small,
@@ -73,11 +73,11 @@ def test_load_video_takes_a_typed_path_or_an_input_folder_name(sample_videos_dir
     )  # fmt: skip
     by_name = _run_cli(
         capsys, workflow, "--input-dir", str(sample_videos_dir), "--set",
-        "MotionSightLoadVideo.video=lawn_mowing.mp4", "--set", small, "--output", str(tmp_path / "b"),
+        "MotionSightLoadVideo.video=desert_vehicles_aerial.mp4", "--set", small, "--output", str(tmp_path / "b"),
     )  # fmt: skip
     for report in (by_path, by_name):
         (manifest,) = [Path(p) for o in report["outputs"] for p in o["ui"]["manifest"]]
-        assert "lawn_mowing.mp4" in manifest.read_text()
+        assert "desert_vehicles_aerial.mp4" in manifest.read_text()
 
 
 def test_a_missing_video_is_one_line_naming_node_and_input(tmp_path, capsys):
