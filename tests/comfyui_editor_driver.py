@@ -116,10 +116,11 @@ def main(url: str, pack: str, out: Path) -> None:
                     state = {n["id"]: n for n in page.evaluate(STATE)}
                     if state[save]["images"]:
                         break
-            # Then look at the node with the answer (or the last node) and take the screenshot.
+            # Then look at the node with the answer (else the Save node) and take the screenshot.
             page.evaluate(
                 """() => { const ns = app.graph.nodes;
-                   const n = ns.find((n) => n.type === 'MotionSightAsk') ?? ns[ns.length - 1];
+                   const n = ns.find((n) => n.type === 'MotionSightAsk')
+                     ?? ns.find((n) => n.type === 'MotionSightSaveFrames');
                    app.canvas.centerOnNode(n); app.canvas.setDirty(true, true); }"""
             )
             page.wait_for_timeout(1000)
