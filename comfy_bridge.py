@@ -8,8 +8,10 @@ at module import time, so the pack loads with only its declared dependencies.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,15 +125,56 @@ def user_directory() -> Path | None:
     return Path(getter()).resolve() if getter is not None else None
 
 
+# The example clip shipped with the pack (beside the workflows that use it).
+EXAMPLE_DIRECTORY = Path(__file__).resolve().parent / "workflows"
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg"})
+
+
 def resolve_input_file(name: str) -> Path:
-    """A path as given, or a name inside ComfyUI's input folder (headless: the input folder set)."""
+    """A path as given, a name inside ComfyUI's input folder (`clip.mp4`, or annotated
+    `clip.mp4 [input]` / `[output]` / `[temp]` as the editor's upload widget writes it; headless:
+    the input folder set), else a file shipped in the pack's example folder."""
+    fp = _comfy("folder_paths")
+    if fp is not None and name.endswith(("[input]", "[output]", "[temp]")):
+        return Path(fp.get_annotated_filepath(name))
     path = Path(os.path.expanduser(name))
     if path.is_absolute() or path.exists():
         return path
     base = input_directory()
     if base is not None and (base / name).exists():
         return base / name
+    if (EXAMPLE_DIRECTORY / name).is_file() and Path(name).name == name:
+        return EXAMPLE_DIRECTORY / name
     return path
+
+
+def input_videos() -> list[str]:
+    """The video files at the top of the input folder (ComfyUI's, or the one set headless),
+    sorted, plus the pack's example clips: the choices of a video combo."""
+    names = {p.name for p in EXAMPLE_DIRECTORY.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS}
+    base = input_directory()
+    if base is not None and base.is_dir():
+        names.update(
+            e.name
+            for e in os.scandir(base)
+            if e.is_file() and Path(e.name).suffix.lower() in VIDEO_EXTENSIONS
+        )
+    return sorted(names)
+
+
+def copy_examples_to_input() -> None:
+    """Inside ComfyUI: put the pack's example clips into the input folder once (never
+    overwriting), so the editor's upload widget can preview them like an uploaded file."""
+    base = input_directory()
+    if base is None or not in_comfyui():
+        return
+    for src in EXAMPLE_DIRECTORY.iterdir():
+        target = base / src.name
+        if src.suffix.lower() in VIDEO_EXTENSIONS and not target.exists():
+            try:
+                shutil.copyfile(src, target)
+            except OSError:
+                pass  # read-only input folder: names still resolve to the pack's copy
 
 
 def models_directory(kind: str) -> Path | None:
@@ -160,3 +203,17 @@ def safe_output_path(relative: str | os.PathLike, *, inside: bool = False) -> Pa
         )
         raise ValueError(f"output path {str(relative)[:80]!r} {what} {root}")
     return target
+
+
+@contextmanager
+def naming_input(
+    name: str, kinds: tuple[type[Exception], ...] = (ValueError, OSError)
+) -> Iterator[None]:
+    """Prefix an error of `kinds` raised inside with the input it is about (`video: ...`): the
+    editor's error dialog shows the node's type as its heading and this one line under it."""
+    try:
+        yield
+    except kinds as exc:
+        if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith(f"{name}: "):
+            exc.args = (f"{name}: {exc.args[0]}", *exc.args[1:])
+        raise

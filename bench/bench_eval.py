@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the loopback server lives with the te
 from openai_server import OpenAITestServer, content_text  # noqa: E402
 
 OPTIONS = GenerationOptions(max_new_tokens=8)
-WORKFLOW = ROOT / "workflows" / "motionsight_auto.json"
+WORKFLOW = ROOT / "workflows" / "Ask about motion - auto routed.json"
 CLIP = ROOT.parent / "shared" / "videos" / "desert_train.mp4"
 
 LETTERS = "ABCD"

@@ -288,7 +288,10 @@ class HogPeopleDetector:
 
         if not hasattr(cv2, "HOGDescriptor"):
             raise RuntimeError(
-                "hog_people needs opencv-python(-headless) 4.x (5.x has no HOGDescriptor)"
+                f"detector kind hog_people needs OpenCV's HOG people detector, which OpenCV "
+                f"{cv2.__version__} lacks (5.x moved it out): choose the kind motion (weight-free) "
+                "or owlv2, or install OpenCV 4.x: python -m pip install 'opencv-python-headless<5' "
+                "(and no opencv-python 5.x beside it)"
             )
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

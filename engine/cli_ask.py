@@ -1,6 +1,6 @@
 """`motionsight ask VIDEO "QUESTION"`: MotionSight on one video, through the routed workflow.
 
-It runs `workflows/motionsight_auto.json` (the same file users open in ComfyUI) with the
+It runs `workflows/Ask about motion - auto routed.json` (the same file users open in ComfyUI) with the
 video, the question and the model set by overrides. With no model configured it still writes
 the visual prompts and contact sheets, prints the exact request it would send and one line on
 how to point it to a model.
@@ -19,7 +19,7 @@ from .errors import NodeExecutionError
 from .executor import Executor
 from .run import default_node_classes, run_workflow
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "motionsight_auto.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "Ask about motion - auto routed.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,7 +1,7 @@
 """`motionsight eval` and `motionsight export`: benchmark runs of a workflow, and training data.
 
     motionsight eval --benchmark motionbench --questions video_info.meta.jsonl \\
-        --videos MotionBench/ --workflow workflows/motionsight_auto.json --out run.jsonl
+        --videos MotionBench/ --workflow "workflows/Ask about motion - auto routed.json" --out run.jsonl
     motionsight eval --compare baseline.jsonl motionsight.jsonl
     motionsight export --results run.jsonl --format sft --out sft.json
 

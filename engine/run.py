@@ -68,12 +68,17 @@ def find_node(prompt: Mapping, key: str) -> str:
     )
 
 
+_UPLOAD_OPTIONS = frozenset({"image_upload", "video_upload", "audio_upload"})
+
+
 def parse_value(spec: InputSpec, value: Any) -> Any:
     """Turn command-line text into a value of the input's declared type (ValueError when impossible).
 
     INT, FLOAT, BOOLEAN (true/false, 1/0, yes/no, on/off), STRING as is, a combo must be one of
     its choices. Non-text values (from a Python dict of overrides) are converted the same way.
     """
+    if spec.is_combo and isinstance(value, str) and _UPLOAD_OPTIONS & spec.options.keys():
+        return value  # a file combo (upload widget) also takes a typed path; the node checks it
     if spec.is_combo:
         for choice in spec.choices:
             if choice == value or (isinstance(value, str) and str(choice) == value):

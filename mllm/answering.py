@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import comfy_bridge
 from .base import MLLM, Answer, GenerationOptions
 from .protocol import Route, Stream, extract_action_objects, final_prompt, route_question
 
@@ -19,6 +20,16 @@ DRY_RUN_HINT = (
     "No MLLM configured: set a model folder (--model PATH) or an OpenAI-compatible server "
     "(--base-url URL --model-name NAME) to get an answer."
 )
+DRY_RUN_HINT_COMFYUI = (
+    "No MLLM configured: on the Load MLLM node set `model` to a model folder (or a folder name "
+    "in models/LLM) with backend transformers, or choose backend openai and set `base_url` and "
+    "`model` (the served model name) to get an answer."
+)
+
+
+def dry_run_hint() -> str:
+    """What to set to get an answer: Load MLLM's inputs inside ComfyUI, the CLI flags headless."""
+    return DRY_RUN_HINT_COMFYUI if comfy_bridge.in_comfyui() else DRY_RUN_HINT
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ def ask(
     """Send the final prompt; without a model, return the exact request as a dry-run answer."""
     prompt = final_prompt(question, streams, timestamps)
     if handle.model is None:
-        text = f"[dry run] {DRY_RUN_HINT}\nRequest ({len(prompt.images)} images):\n{prompt.text}"
+        text = f"[dry run] {dry_run_hint()}\nRequest ({len(prompt.images)} images):\n{prompt.text}"
         return Answer(text, prompt.text, len(prompt.images), handle.name, dry_run=True)
     return handle.model.generate(prompt, handle.options)
 

@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from ..comfy_bridge import naming_input
 from ..mllm import (
     MLLMHandle,
     Stream,
@@ -18,6 +19,7 @@ from ..mllm import (
     route_question,
 )
 from ..mllm.answering import answer_info
+from ..mllm.base import MLLMError
 from ..video import VideoClip
 
 CATEGORY = "MotionSight/MLLM"
@@ -26,6 +28,12 @@ _LABEL_TOOLTIP = (
     "auto: let the MLLM (or keyword rules) decide camera vs object motion. Or a label that wins: "
     "camera, object, repetition, or a benchmark's own (MotionBench question_type, FAVOR task_type)."
 )
+
+
+def _with_text(text: str, result: tuple) -> dict:
+    """A node's result plus the text the editor shows on the node (like core Preview Any);
+    the pack's web extension draws `ui.text` under the node's widgets."""
+    return {"ui": {"text": [text]}, "result": result}
 
 
 class MotionSightLoadMLLM:
@@ -186,17 +194,19 @@ class MotionSightLoadMLLM:
         max_pixels: int,
         **optional,
     ):
-        handle = load_mllm(
-            backend,
-            model,
-            base_url,
-            api_key_env,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            seed=seed,
-            max_pixels=max_pixels,
-            **optional,
-        )
+        where = "model" if backend == "transformers" or base_url.strip() else "backend"
+        with naming_input(where, (ValueError, OSError, MLLMError)):
+            handle = load_mllm(
+                backend,
+                model,
+                base_url,
+                api_key_env,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                seed=seed,
+                max_pixels=max_pixels,
+                **optional,
+            )
         return (handle,)
 
 
@@ -276,17 +286,13 @@ class MotionSightExtractActionObjects:
         if branch.strip().lower() == "camera":
             found = extract_action_objects(None, question, frames)
             found.fallback = "camera branch: action objects not needed"
-            return (
-                found.prompt,
-                json.dumps({"objects": found.objects, "replies": [], "fallback": found.fallback}),
-            )
-        found = extract_action_objects(mllm.model, question, frames, attempts, mllm.options)
-        return (
-            found.prompt,
-            json.dumps(
-                {"objects": found.objects, "replies": found.raw, "fallback": found.fallback}
-            ),
-        )
+            replies = []
+        else:
+            found = extract_action_objects(mllm.model, question, frames, attempts, mllm.options)
+            replies = found.raw
+        raw = json.dumps({"objects": found.objects, "replies": replies, "fallback": found.fallback})
+        shown = found.prompt + (f"\n({found.fallback})" if found.fallback else "")
+        return _with_text(shown, (found.prompt, raw))
 
 
 class MotionSightRouteQuestion:
@@ -313,7 +319,11 @@ class MotionSightRouteQuestion:
 
     def route(self, question: str, label: str, mllm: MLLMHandle | None = None):
         route = route_question(question, label, mllm.model if mllm else None)
-        return (route.branch, json.dumps(route.__dict__))
+        how = {"label": "given label", "mllm": "the MLLM decided", "rules": "keyword rules"}
+        shown = f"{route.branch} ({how.get(route.source, route.source)})" + (
+            ", repetition count" if route.repetition else ""
+        )
+        return _with_text(shown, (route.branch, json.dumps(route.__dict__)))
 
 
 class MotionSightAsk:
@@ -376,7 +386,7 @@ class MotionSightAsk:
         timestamps = list(video.sampling.timestamps) if video is not None else None
         answer = ask(mllm, question, chosen, timestamps)
         info = answer_info(answer, decided, chosen)
-        return {"ui": {"text": [answer.text]}, "result": (answer.text, info)}
+        return _with_text(answer.text, (answer.text, info))
 
 
 class MotionSightAnswer:
@@ -418,7 +428,7 @@ class MotionSightAnswer:
 
     def answer(self, mllm: MLLMHandle, video: VideoClip, question: str, label: str, detector=None):
         answer, info = answer_video(mllm, video, question, label, detector)
-        return {"ui": {"text": [answer.text]}, "result": (answer.text, info)}
+        return _with_text(answer.text, (answer.text, info))
 
 
 NODE_CLASS_MAPPINGS = {

@@ -6,10 +6,12 @@ import os
 
 import torch
 
+from .. import comfy_bridge
 from ..comfy_bridge import resolve_input_file
 from ..video import FrameBatch, Sampling, VideoClip, open_video
 
 SAMPLING_MODES = ["segments", "fixed_rate"]
+EXAMPLE_VIDEO = "motionsight_example.mp4"  # shipped in workflows/, found by bare name
 
 _SAMPLING_INPUTS = {
     "sampling": (
@@ -86,14 +88,16 @@ class MotionSightLoadVideo:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
+        comfy_bridge.copy_examples_to_input()
         return {
             "required": {
                 "video": (
-                    "STRING",
+                    comfy_bridge.input_videos(),
                     {
-                        "default": "",
-                        "placeholder": "path/to/video.mp4",
-                        "tooltip": "Path of the video file, or a file name inside ComfyUI's input folder.",
+                        "default": EXAMPLE_VIDEO,
+                        "video_upload": True,
+                        "tooltip": "A video in ComfyUI's input folder (pick one or upload). A typed "
+                        "path also works in API workflows and with `motionsight run --set`.",
                     },
                 ),
                 **_SAMPLING_INPUTS,
@@ -102,8 +106,8 @@ class MotionSightLoadVideo:
 
     @classmethod
     def VALIDATE_INPUTS(cls, video: str) -> bool | str:
-        if not video.strip():
-            return "no video given: set the `video` input to a file path"
+        if not isinstance(video, str) or not video.strip():
+            return "no video given: pick or upload a video, or set the `video` input to a file path"
         path = resolve_input_file(video)
         if not path.is_file():
             return f"video file not found: {path}"
@@ -111,7 +115,7 @@ class MotionSightLoadVideo:
 
     @classmethod
     def IS_CHANGED(cls, video: str = "", **_: object) -> str:
-        # Re-run when the file changes on disk, not only when the path text changes.
+        # Re-run when the file changes on disk, not only when the name changes.
         path = resolve_input_file(video)
         try:
             stat = os.stat(path)
@@ -120,7 +124,8 @@ class MotionSightLoadVideo:
         return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
     def load(self, video: str, sampling: str, num_frames: int, rate: float, max_side: int):
-        source = open_video(resolve_input_file(video))
+        with comfy_bridge.naming_input("video"):
+            source = open_video(resolve_input_file(video))
         clip = VideoClip(source, _sampling(source.info, sampling, num_frames, rate), max_side)
         return _outputs(clip)
 
@@ -151,7 +156,16 @@ class MotionSightSampleImages:
                     },
                 ),
                 **_SAMPLING_INPUTS,
-            }
+            },
+            "optional": {
+                "video_info": (
+                    "VHS_VIDEOINFO",
+                    {
+                        "tooltip": "VideoHelperSuite's video info for these images: its loaded_fps "
+                        "replaces `fps`, and its source_* values are passed on in `info`.",
+                    },
+                ),
+            },
         }
 
     def sample(
@@ -162,10 +176,17 @@ class MotionSightSampleImages:
         num_frames: int,
         rate: float,
         max_side: int,
+        video_info: dict | None = None,
     ):
-        source = FrameBatch(images, fps=fps)
+        if video_info is None:
+            source = FrameBatch(images, fps=fps)
+        else:
+            source = FrameBatch.from_vhs(images, video_info)
         clip = VideoClip(source, _sampling(source.info, sampling, num_frames, rate), max_side)
-        return _outputs(clip)
+        frames, clip, info = _outputs(clip)
+        if video_info is not None:  # the file's own figures, as VHS read them
+            info.update({k: v for k, v in video_info.items() if k.startswith("source_")})
+        return frames, clip, info
 
 
 NODE_CLASS_MAPPINGS = {

@@ -1,7 +1,7 @@
 """Detection nodes as ComfyUI calls them, and the object-spotlight workflow run headless.
 
-Run this file as a script to (re)write `workflows/object_spotlight.json` from the API prompt
-below: `python tests/test_detect_nodes.py`.
+`workflows/Spotlight on moving objects.json` is the API prompt below laid out for the editor,
+plus a Note node.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import pytest
 import torch
 from synthetic import make_video
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "object_spotlight.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "Spotlight on moving objects.json"
 
 # The object-motion visual prompt (METHOD.md 3.2-3.4) with the weight-free detector: no downloads.
 OBJECT_SPOTLIGHT = {
     "1": {
         "class_type": "MotionSightLoadVideo",
         "inputs": {
-            "video": "video.mp4",
+            "video": "motionsight_example.mp4",
             "sampling": "segments",
             "num_frames": 16,
             "rate": 1.0,
@@ -165,10 +165,16 @@ def test_workflow_file_is_the_api_prompt_laid_out():
 
     data = json.loads(WORKFLOW.read_text())
     assert "nodes" in data and "links" in data  # UI format
-    assert data == json.loads(json.dumps(_ui_workflow())), (
-        "regenerate: python tests/test_detect_nodes.py"
-    )
+    laid_out = _ui_workflow()
+    shipped = [n for n in data["nodes"] if n["type"] != "Note"]
+    assert [(n["id"], n["type"], n["pos"]) for n in shipped] == [
+        (n["id"], n["type"], n["pos"]) for n in laid_out["nodes"]
+    ]
+    assert data["links"] == json.loads(json.dumps(laid_out["links"]))
     prompt = load_workflow(WORKFLOW, NODE_CLASS_MAPPINGS)
+    assert {k: v["inputs"] for k, v in prompt.items()} == {
+        k: v["inputs"] for k, v in OBJECT_SPOTLIGHT.items()
+    }
     assert {n["class_type"] for n in prompt.values()} == {
         n["class_type"] for n in OBJECT_SPOTLIGHT.values()
     }

@@ -1,6 +1,6 @@
 """Benchmark files over the sample clips, answered by the real MotionSight workflow.
 
-``workflows/motionsight_auto.json`` (video decoding, visual prompts, routing by the benchmark's
+``workflows/Ask about motion - auto routed.json`` (video decoding, visual prompts, routing by the benchmark's
 own label, the Ask node) answers with either a tiny Qwen2.5-VL saved to disk (its answers are
 noise: the checks are that every question went through and was scored by the official rule) or
 the loopback OpenAI-compatible server, whose scripted answers make the scores exact. The one
@@ -26,7 +26,7 @@ from motionsight.evaluation.benchmarks import load_benchmark
 from motionsight.evaluation.runner import run_eval
 from motionsight.evaluation.scoring import favor_correct, motionbench_normalize
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "motionsight_auto.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "Ask about motion - auto routed.json"
 
 
 @pytest.fixture(scope="module")

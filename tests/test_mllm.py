@@ -178,7 +178,7 @@ def test_routed_workflow_runs_with_a_local_model(
     video, question, branch, qwen25, sample_videos_dir, tmp_path
 ):
     result = run_workflow(
-        WORKFLOWS / "motionsight_auto.json",
+        WORKFLOWS / "Ask about motion - auto routed.json",
         {
             "MotionSightLoadVideo.video": str(sample_videos_dir / video),
             "MotionSightLoadVideo.max_side": 224,
@@ -214,7 +214,7 @@ def test_changing_only_the_question_reruns_only_the_mllm_steps(qwen25, sample_vi
         "MotionSightLoadMLLM.model": str(qwen25),
         "MotionSightLoadMLLM.max_new_tokens": 2,
     }
-    workflow = WORKFLOWS / "motionsight_camera.json"
+    workflow = WORKFLOWS / "Ask about camera motion.json"
     run_workflow(
         workflow,
         {**settings, "MotionSightQuestion.question": "Is the camera moving?"},
@@ -281,7 +281,11 @@ def test_ask_command_reports_a_bad_model_folder_without_traceback(
 
 
 def test_shipped_mllm_workflows_store_no_model_or_key(repo_root):
-    for name in ("motionsight_auto", "motionsight_object", "motionsight_camera"):
+    for name in (
+        "Ask about motion - auto routed",
+        "Ask about object motion",
+        "Ask about camera motion",
+    ):
         prompt = load_workflow(WORKFLOWS / f"{name}.json", motionsight.NODE_CLASS_MAPPINGS)
         loader = next(n for n in prompt.values() if n["class_type"] == "MotionSightLoadMLLM")
         assert (

@@ -97,7 +97,7 @@ def test_routed_workflow_through_the_server_and_the_saved_workflow_has_no_key(
     server.responder = _responder(["person", "lawn mower"])
     sets = _openai_sets(server, sample_videos_dir / "lawn_mowing.mp4")
     result = run_workflow(
-        WORKFLOWS / "motionsight_auto.json",
+        WORKFLOWS / "Ask about motion - auto routed.json",
         {**sets, "MotionSightQuestion.question": "What does the man push?"},
         output_dir=tmp_path,
     )
@@ -127,7 +127,7 @@ def test_object_branch_new_question_reruns_mllm_steps_and_detection_only_for_new
 ):
     executor = Executor(motionsight.NODE_CLASS_MAPPINGS, quiet=True)
     sets = _openai_sets(server, sample_videos_dir / "lawn_mowing.mp4")
-    workflow = WORKFLOWS / "motionsight_object.json"
+    workflow = WORKFLOWS / "Ask about object motion.json"
 
     def run(question: str, objects: list[str]) -> set[str]:
         server.responder = _responder(objects)

@@ -15,7 +15,7 @@ import bisect
 import math
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -524,6 +524,30 @@ class FrameBatch:
         self.images = images
         n, h, w, _ = images.shape
         self.info = VideoInfo("<IMAGE batch>", float(fps), int(n), int(w), int(h))
+
+    @classmethod
+    def from_vhs(cls, images: torch.Tensor, video_info: Mapping) -> FrameBatch:
+        """The batch at the rate VideoHelperSuite's `VHS_VIDEOINFO` gives for it.
+
+        `loaded_fps` is the rate of the frames VHS loaded (its `source_fps` when it kept every
+        frame); a batch whose length is not `loaded_frame_count` (when given) came from another
+        loader or was cut, and is refused rather than timed wrongly.
+        """
+        if not isinstance(video_info, Mapping):
+            raise VideoError(
+                f"video_info must be a VHS_VIDEOINFO dict, got {type(video_info).__name__}"
+            )
+        fps = video_info.get("loaded_fps", video_info.get("source_fps"))
+        if not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
+            raise VideoError(f"video_info has no usable loaded_fps/source_fps (got {fps!r})")
+        loaded = video_info.get("loaded_frame_count")
+        n = images.shape[0] if isinstance(images, torch.Tensor) and images.ndim else None
+        if isinstance(loaded, int) and n is not None and loaded != n:
+            raise VideoError(
+                f"the IMAGE batch holds {n} frames but video_info says {loaded} were loaded: "
+                "connect the images and the info of the same loader"
+            )
+        return cls(images, fps=float(fps))
 
     def __repr__(self) -> str:
         i = self.info
