@@ -38,7 +38,7 @@ def servers(monkeypatch):
 
 def _evil_workflow(tmp_path: Path, url: str, key_env: str = KEY_ENV) -> Path:
     """The shipped camera workflow, edited as an attacker would: its Load MLLM points at `url`."""
-    data = json.loads((WORKFLOWS / "motionsight_camera.json").read_text())
+    data = json.loads((WORKFLOWS / "Ask about camera motion.json").read_text())
     loader = next(n for n in data["nodes"] if n["type"] == "MotionSightLoadMLLM")
     loader["widgets_values"][:4] = ["openai", "served-model", url, key_env]
     loader["widgets_values"][-2] = 0  # retries: a refusal must not need them anyway
@@ -226,7 +226,7 @@ def test_a_prefix_can_only_name_a_folder_inside_the_output_folder(prefix, tmp_pa
     from motionsight.nodes.output import MotionSightSaveFrames
 
     out = tmp_path / "out"
-    code = main(["run", str(WORKFLOWS / "spotlight_fixed_box.json"), "--set",
+    code = main(["run", str(WORKFLOWS / "Spotlight on a fixed box.json"), "--set",
                  "MotionSightLoadVideo.video=/nonexistent.mp4", "--set",
                  f"MotionSightSaveFrames.filename_prefix={prefix}", "--output", str(out),
                  "--quiet"])  # fmt: skip

@@ -114,6 +114,15 @@ def _bases(video: Path) -> list[dict]:
     return bases
 
 
+def _base(video: Path, name: str) -> dict:
+    """One shipped workflow (UI format, by file stem) reading `video`."""
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    for node in ui["nodes"]:
+        if node["type"] == "MotionSightLoadVideo":
+            node["widgets_values"][0] = str(video)
+    return ui
+
+
 # The shapes the issue lists, each by name (plus a few more): (file text, what must be named)
 SHAPES = {
     "definitions not an object": lambda ui: {**ui, "definitions": [1, 2]},
@@ -242,7 +251,7 @@ def test_malformed_files_are_named_with_exit_2(text, needle, tmp_path):
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_each_listed_shape_is_a_clean_error_naming_the_file(shape, tmp_path):
-    ui = _bases(_tiny_video(tmp_path / "tiny.mp4"))[2]  # motionsight_auto.json
+    ui = _base(_tiny_video(tmp_path / "tiny.mp4"), "Ask about motion - auto routed")
     path = tmp_path / "shape.json"
     path.write_text(json.dumps(SHAPES[shape](ui)))
     err = io.StringIO()
@@ -283,7 +292,7 @@ def test_non_finite_numbers_are_rejected_for_every_number_input(value, tmp_path)
     # and from the command line, e.g. the issue's `--set MotionSightBox.x1=nan`
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        code = main(["run", str(WORKFLOWS / "spotlight_fixed_box.json"), "--set",
+        code = main(["run", str(WORKFLOWS / "Spotlight on a fixed box.json"), "--set",
                      f"MotionSightBox.x1={value}", "--quiet", "--output", str(tmp_path)])  # fmt: skip
     assert code == 2 and "[value_not_finite]" in err.getvalue() and "'x1'" in err.getvalue()
     assert not any(tmp_path.iterdir())  # nothing was written
@@ -299,7 +308,7 @@ def test_errors_are_one_line_without_ffmpeg_noise(tmp_path, sample_videos_dir):
     clip.write_bytes((sample_videos_dir / "desert_train.mp4").read_bytes()[:30_000])
     done = subprocess.run(
         [sys.executable, "-m", "motionsight.engine.cli", "run",
-         str(WORKFLOWS / "camera_motion_trails.json"), "--set",
+         str(WORKFLOWS / "Camera motion trails.json"), "--set",
          f"MotionSightLoadVideo.video={clip}", "--output", str(tmp_path / "out"), "--quiet"],
         capture_output=True, text=True, timeout=120,
         env={k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")},
