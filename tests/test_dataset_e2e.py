@@ -227,3 +227,22 @@ def test_end_to_end_with_a_tiny_offline_transformers_model(
          str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "export"), "--media-root",
          str(sample_videos_dir))  # fmt: skip
     check_exports(tmp_path / "export", sample_videos_dir, len(questions), len(pairs))
+
+
+def test_describe_motion_workflow_with_the_loopback_server(sample_videos_dir: Path, tmp_path: Path) -> None:
+    from motionsight.engine import run_workflow
+
+    workflow = Path(__file__).resolve().parents[1] / "workflows" / "describe_motion.json"
+    with OpenAITestServer(responder=_reply) as server:
+        result = run_workflow(workflow, {
+            "MotionSightLoadVideo.video": str(sample_videos_dir / "diving_board.mp4"),
+            "MotionSightLoadVideo.max_side": 160, "MotionSightLoadVideo.num_frames": 6,
+            "MotionSightLoadMLLM.backend": "openai", "MotionSightLoadMLLM.base_url": server.base_url,
+            "MotionSightLoadMLLM.model": "test-model",
+        }, output_dir=tmp_path)  # fmt: skip
+        shown = [content_text(r["body"]) for r in server.requests if r["method"] == "POST"]
+    obj, cam, info = result.output("MotionSightDescribeMotion").result
+    assert (obj, cam) == (SPOT_OBJECT, TRAIL_CAMERA)
+    assert json.loads(info)["streams"] == {"object": "spotlight", "camera": "motion_trails"}
+    assert len(shown) == 2 and shown[0].count("Frame") == 6
+    assert "sampled at" in shown[0]  # the sample times from the video handle
