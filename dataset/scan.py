@@ -63,9 +63,9 @@ class ScanOptions:
 
     num_frames: int = 16
     work_side: int = 160
-    clarity_frames: int = 4
+    clarity_frames: int = 3
     vqa_frames: int = 6
-    clarity_crop: int = 384
+    clarity_crop: int = 320
 
     def __post_init__(self) -> None:
         if self.num_frames < 2 or self.work_side < 32 or self.clarity_frames < 1:
