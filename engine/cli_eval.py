@@ -203,9 +203,11 @@ def _question_provenance(answer: Any, extracts: Sequence[Any]) -> dict[str, Any]
 
     info = _json_info(answer)
     prompt_text = info.get("prompt_text")
-    objects = [o for e in extracts for o in _json_info(e).get("objects", [])]
+    route = info.get("route")
+    camera = isinstance(route, dict) and route.get("branch") == "camera"
+    objects = [] if camera else [o for e in extracts for o in _json_info(e).get("objects", [])]
     return {
-        "route": info.get("route"),
+        "route": route,
         "streams": info.get("streams"),
         "action_objects": objects or None,
         "prompt_hash": text_hash(prompt_text) if isinstance(prompt_text, str) else None,
