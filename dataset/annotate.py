@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from ..evaluation.results import ResultsFileError, ResultsStore
-from ..evaluation.runner import Outcome, execute
+from ..evaluation.results import ResultsStore
+from ..evaluation.runner import Outcome, check_configuration, execute
 from ..mllm.answering import MLLMHandle, ask
 from ..mllm.protocol import Stream
 from .records import Record, text_hash
@@ -148,9 +148,6 @@ class AnnotateSettings:
 def _hash(obj: Any) -> str:
     raw = json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
-
-
-CONFIG_KEYS = ("model", "backend", "base_url", "workflow_hash", "settings_hash")
 
 
 @dataclass(frozen=True)
@@ -316,7 +313,8 @@ def run_clips(
         factory: called once per worker; returns ``annotate(job) -> JSON text`` (an object).
         out: the annotations file; finished clips are skipped (resume).
         provenance: model, backend, workflow hash, settings of this run; stored in every line.
-            A file holding lines made with another configuration (``CONFIG_KEYS``) is refused.
+            A file holding lines made with another configuration (evaluation's
+            ``CONFIG_KEYS``) is refused.
         allow_mixed: accept such a file anyway (each line keeps its own provenance).
         abort_after: stop when the first this-many clips of the run all failed.
 
@@ -330,15 +328,7 @@ def run_clips(
     t0 = time.perf_counter()
     with ResultsStore(out, fsync_interval=fsync_interval, record_type=Record) as store:
         if not allow_mixed:
-            for record in store.records.values():
-                old = record.get("provenance") or {}
-                differ = [k for k in CONFIG_KEYS if old.get(k) != provenance.get(k)]
-                if differ:
-                    shown = ", ".join(f"{k} {old.get(k)!r} -> {provenance.get(k)!r}" for k in differ)
-                    raise ResultsFileError(
-                        f"{out} holds annotations made with another configuration ({shown}; "
-                        f"first: {record.uid}); choose another --out, or pass --allow-mixed"
-                    )
+            check_configuration(store.records.values(), provenance, out)
         pending = [j for j in jobs if j.uid not in store.records
                    or (retry_failed and not store.records[j.uid].ok)]  # fmt: skip
         counters = {"ran": 0, "failed": 0}

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..evaluation.results import ResultsFileError, load_results
 
-__all__ = ["Record", "clip_id", "load_records", "provenance_mismatch", "read_jsonl", "text_hash",
+__all__ = ["Record", "clip_id", "load_records", "read_jsonl", "text_hash",
            "write_jsonl"]  # fmt: skip
 
 
@@ -59,13 +59,6 @@ def clip_id(path: str | Path, root: str | Path | None = None) -> str:
 def text_hash(text: str) -> str:
     """``sha256:<first 16 hex>`` of a prompt's exact text."""
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def provenance_mismatch(old: Mapping[str, Any] | None, new: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
-    """The ``keys`` whose values differ between two provenance dicts (``old`` None: none)."""
-    if old is None:
-        return []
-    return [k for k in keys if old.get(k) != new.get(k)]
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

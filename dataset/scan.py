@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,9 @@ class ScanOptions:
 
     num_frames: int = 16
     work_side: int = 160
-    clarity_frames: int = 4
+    clarity_frames: int = 3
     vqa_frames: int = 6
-    clarity_crop: int = 384
+    clarity_crop: int = 320
 
     def __post_init__(self) -> None:
         if self.num_frames < 2 or self.work_side < 32 or self.clarity_frames < 1:
@@ -393,8 +393,3 @@ def thresholds_from(values: Mapping[str, Any]) -> Thresholds:
     """Thresholds from a mapping with (some of) its field names (CLI flags, JSON)."""
     known = set(Thresholds.names())
     return Thresholds(**{k: v for k, v in values.items() if k in known})
-
-
-def scan_settings(options: ScanOptions) -> dict[str, Any]:
-    return asdict(options)
-

@@ -105,11 +105,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     }  # fmt: skip
     jobs = [ClipJob(clip_id(v, root), str(v)) for v in videos]
     out = Path(args.out)
-    report = run_clips(
-        jobs, functools.partial(Scanner, options, mllm), out, provenance,
-        concurrency=args.concurrency, retry_failed=args.retry_failed,
-        allow_mixed=args.allow_mixed, fsync_interval=args.fsync_interval, abort_after=None,
-    )  # fmt: skip
+    import torch
+
+    threads = torch.get_num_threads()  # each scan sets one thread; restored for the caller
+    try:
+        report = run_clips(
+            jobs, functools.partial(Scanner, options, mllm), out, provenance,
+            concurrency=args.concurrency, retry_failed=args.retry_failed,
+            allow_mixed=args.allow_mixed, fsync_interval=args.fsync_interval, abort_after=None,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     # verdicts from the thresholds of this run, for every line (no rescoring)
     with ResultsStore(out, record_type=Record) as store:
         records = store.records
@@ -123,7 +129,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     hist_dir = Path(args.hist_dir) if args.hist_dir else out.with_name(out.stem + "_hist")
     written = save_histograms(list(records.values()), hist_dir, thresholds)
     kept = [r for r in records.values() if r.get("keep")]
-    reasons = collections.Counter(why.split(" ")[0] for r in records.values() for why in r.get("reasons", []))
+    reasons = collections.Counter(
+        "motion" if why.startswith("too little motion") else why.split(" ")[0]
+        for r in records.values() for why in r.get("reasons", [])
+    )  # fmt: skip
     splits = collections.Counter(r["split"] for r in kept)
     print(f"scanned {report.ran} ({report.failed} not decodable), skipped {report.skipped} already "
           f"scanned; kept {len(kept)} of {len(records)} (preference {splits.get('preference', 0)}, "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib
 import json
 import sys
@@ -34,6 +35,8 @@ VIDEO_INPUT = "MotionSightLoadVideo.video"
 QUESTION_INPUT = "MotionSightQuestion.question"
 LABEL_INPUT = "MotionSightQuestion.label"
 ANSWER_CLASS = "MotionSightAsk"
+EXTRACT_CLASS = "MotionSightExtractActionObjects"
+LOADER_CLASS = "MotionSightLoadMLLM"
 
 
 class CliError(Exception):
@@ -147,8 +150,11 @@ class WorkflowAnswerer:
         executor = self._executor
         prompt = apply_overrides(self._prompt, self.overrides(question), executor.node_classes)
         # Only the answer node and what feeds it: no preview/save nodes per question.
-        result = executor.run(prompt, output_nodes=[self._answer_id])
-        return _answer_text(result.output(self._answer_id))
+        extract = _upstream_of_class(self._prompt, self._answer_id, EXTRACT_CLASS)
+        result = executor.run(prompt, output_nodes=[self._answer_id, *extract])
+        output = result.output(self._answer_id)
+        text = _answer_text(output)
+        return text, _question_provenance(output, [result.output(n) for n in extract])
 
     def check(self, question: BenchmarkQuestion) -> None:
         """Validate the workflow with ``question``'s overrides, running nothing.
@@ -165,6 +171,85 @@ class WorkflowAnswerer:
         answer_id = _answer_node(prompt, self.output_node)
         prompt = apply_overrides(prompt, self.overrides(question), node_classes)
         plan_prompt(prompt, node_classes, output_nodes=[answer_id])
+
+
+def _upstream_of_class(prompt: Mapping[str, Any], node_id: str, class_type: str) -> list[str]:
+    """Ids of the ``class_type`` nodes that feed ``node_id`` (directly or not)."""
+    seen: set[str] = set()
+    stack = [node_id]
+    while stack:
+        current = stack.pop()
+        for value in (prompt.get(current, {}).get("inputs") or {}).values():
+            if isinstance(value, list) and len(value) == 2 and str(value[0]) in prompt:
+                if str(value[0]) not in seen:
+                    seen.add(str(value[0]))
+                    stack.append(str(value[0]))
+    return sorted(n for n in seen if prompt[n].get("class_type") == class_type)
+
+
+def _json_info(output: Any, index: int = 1) -> dict:
+    info = output.result[index] if len(output.result) > index else None
+    info = info[0] if isinstance(info, list) and info else info
+    try:
+        data = json.loads(info) if isinstance(info, str) else None
+    except json.JSONDecodeError:
+        data = None
+    return data if isinstance(data, dict) else {}
+
+
+def _question_provenance(answer: Any, extracts: Sequence[Any]) -> dict[str, Any]:
+    """Per question: the route, the streams shown, the action objects and the prompt's hash."""
+    from ..dataset.records import text_hash
+
+    info = _json_info(answer)
+    prompt_text = info.get("prompt_text")
+    route = info.get("route")
+    camera = isinstance(route, dict) and route.get("branch") == "camera"
+    objects = [] if camera else [o for e in extracts for o in _json_info(e).get("objects", [])]
+    return {
+        "route": route,
+        "streams": info.get("streams"),
+        "action_objects": objects or None,
+        "prompt_hash": text_hash(prompt_text) if isinstance(prompt_text, str) else None,
+        "answered_by": info.get("model"),
+    }
+
+
+def _hash(obj: Any) -> str:
+    raw = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def run_provenance(
+    workflow: Mapping[str, Any],
+    workflow_file: str,
+    sets: Mapping[str, object],
+    label: str | None,
+    labels: Mapping[str, str],
+) -> dict[str, Any]:
+    """What produces a run's answers: the workflow (file, hash), its MLLM (model, backend,
+    base URL, decoding settings after ``--set``) and the labels. API keys are never read: only
+    the *name* of their environment variable is in the workflow."""
+    from .run import apply_overrides, default_node_classes
+    from .workflow import load_workflow
+
+    node_classes, names = default_node_classes()
+    prompt = apply_overrides(load_workflow(workflow, node_classes, display_names=names), sets,
+                             node_classes)  # fmt: skip
+    loaders = [n["inputs"] for _, n in sorted(prompt.items()) if n.get("class_type") == LOADER_CLASS]
+    mllm = {k: v for k, v in (loaders[0] if loaders else {}).items()
+            if isinstance(v, (str, int, float, bool))}  # fmt: skip
+    settings = {"sets": {k: str(v) for k, v in sets.items()}, "label": label,
+                "labels": dict(labels), "mllm": mllm}  # fmt: skip
+    return {
+        "model": mllm.get("model") or None,
+        "backend": mllm.get("backend"),
+        "base_url": mllm.get("base_url") or None,
+        "workflow": workflow_file,
+        "workflow_hash": _hash(workflow),
+        "settings": settings,
+        "settings_hash": _hash(settings),
+    }
 
 
 def _answer_node(prompt: Mapping[str, Any], output_node: str | None) -> str:
@@ -264,6 +349,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
     if args.answerer is not None:
         factory = _load_factory(args.answerer)
+        provenance = {"answerer": args.answerer, "model": None, "backend": "custom",
+                      "workflow": None, "workflow_hash": None, "settings": {},
+                      "settings_hash": None}  # fmt: skip
     else:
         workflow_path = Path(args.workflow)
         if not workflow_path.is_file():
@@ -275,9 +363,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 f"--workflow {workflow_path}:{exc.lineno}: invalid JSON ({exc.msg})"
             ) from None
         label, labels = parse_label_overrides(args.label_override)
+        sets = parse_sets(args.set)
         factory = functools.partial(
-            WorkflowAnswerer, workflow, parse_sets(args.set), label, labels, args.output_node
+            WorkflowAnswerer, workflow, sets, label, labels, args.output_node
         )
+        provenance = run_provenance(workflow, str(workflow_path), sets, label, labels)
         # Fail now, not once per question, when the workflow cannot take the questions.
         probe = next((q for q in questions if q.video_exists), None)
         if probe is not None:
@@ -296,6 +386,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         progress=args.progress,
         fsync_interval=args.fsync_interval,
         title=f"{args.benchmark}: {Path(args.out).name}",
+        provenance=provenance,
+        allow_mixed=args.allow_mixed,
     )
     print(
         f"ran {report.ran} ({report.failed} failed), skipped {report.skipped} already done "
@@ -408,6 +500,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--gpus-per-worker", type=float, metavar="G",
                     help="GPUs per Ray worker (default 1 when the cluster has GPUs)")  # fmt: skip
     ev.add_argument("--retry-failed", action="store_true", help="re-run questions that failed")
+    ev.add_argument("--allow-mixed", action="store_true",
+                    help="resume an --out made with another model/workflow/settings (refused otherwise)")  # fmt: skip
     from .cli import add_consent_flags  # cli imports this module's register lazily
 
     add_consent_flags(ev)

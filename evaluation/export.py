@@ -1,28 +1,44 @@
-"""Turn finished results into MotionVid-QA-style training data.
+"""Turn finished benchmark results into MotionVid-QA-style training data.
 
 * SFT records, in the layout Qwen-VL fine-tuning tools read::
 
-      {"video": "<path>", "conversations": [{"from": "human", "value": "<video>\\n<prompt>"},
-                                            {"from": "gpt", "value": "<answer>"}]}
+      {"id", "video": "<path>", "conversations": [{"from": "human", "value": "<video>\\n<prompt>"},
+                                                  {"from": "gpt", "value": "<answer>"}]}
 
 * preference records like ``motionvid_samples.json``: ``{"question", "video", "chosen",
-  "rejected"}`` -- chosen is the correct answer, rejected the model's wrong output, or (when the
-  model was right) a wrong option picked deterministically from the uid.
+  "rejected"}``.
+
+Rules (each file is consistent, and no correct answer is ever rejected):
+
+* **one answer format per file**: MotionBench answers are written ``"(B) <option text>"`` when
+  every exported record has its options parsed, else the bare letter ``"B"`` for all; FAVOR-Bench
+  answers are the option text;
+* **chosen** is the correct answer in that format;
+* **rejected** is the option the model picked when it picked a wrong one -- read leniently (``"The
+  answer is B."``, ``"(B) ..."``, or an option's text), so a correct reply in a form the strict
+  official rule rejects is recognised as correct and never becomes the rejected side -- else a
+  wrong option *of the same question* chosen deterministically from the uid.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .results import ResultRecord
+from .scoring import favor_parse
 
-__all__ = ["EXPORT_FORMATS", "export_results", "preference_record", "sft_record"]
+__all__ = ["EXPORT_FORMATS", "export_results", "lenient_choice", "preference_record", "sft_record"]
 
 EXPORT_FORMATS = ("sft", "preference")
+_LETTER = re.compile(
+    r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-H])\b|\(([A-H])\)|^\s*([A-H])(?:[\s).:,]|$)",
+    re.I | re.M,
+)
 
 
 def _video(record: ResultRecord, video_root: str | Path | None) -> str:
@@ -34,28 +50,62 @@ def _video(record: ResultRecord, video_root: str | Path | None) -> str:
         return record.video
 
 
-def _wrong_choices(record: ResultRecord) -> list[str]:
-    """The answers that would be wrong, in the form the prompt asks for."""
-    if record.benchmark == "motionbench":
-        count = len(record.options) or 4  # MotionBench questions have 4 options when unparsed
-        return [chr(ord("A") + i) for i in range(count) if chr(ord("A") + i) != record.answer]
-    return [o for o in record.options if o != record.answer]
+def _letters(record: ResultRecord) -> list[str]:
+    count = len(record.options) or 4  # MotionBench questions have 4 options when unparsed
+    return [chr(ord("A") + i) for i in range(count)]
+
+
+def lenient_choice(record: ResultRecord) -> str:
+    """The option a reply names, read leniently: a letter for MotionBench (``"The answer is
+    B."``, ``"(B) ..."``, ``"B"``, or an option's text), an option text for FAVOR; ``""`` if none.
+    """
+    text = (record.output or "").strip()
+    if not text:
+        return ""
+    if record.benchmark == "favor":
+        return favor_parse(text, record.options)
+    letters = _letters(record)
+    found = {next(g for g in m.groups() if g).upper() for m in _LETTER.finditer(text)}
+    found &= set(letters)
+    if len(found) == 1:
+        return found.pop()
+    if record.options:  # an option's text instead of its letter
+        named = favor_parse(text, record.options)
+        if named:
+            return letters[record.options.index(named)]
+    return ""
+
+
+def _format(record: ResultRecord, choice: str, with_text: bool) -> str:
+    """A MotionBench letter as ``"(B) text"`` (``with_text``) or ``"B"``; FAVOR text as is."""
+    if record.benchmark != "motionbench" or not with_text:
+        return choice
+    index = ord(choice) - ord("A")
+    return f"({choice}) {record.options[index]}" if 0 <= index < len(record.options) else choice
+
+
+def _with_text(records: Sequence[ResultRecord]) -> bool:
+    return all(r.options for r in records if r.benchmark == "motionbench")
 
 
 def sft_record(
-    record: ResultRecord, *, target: str = "gold", video_root: str | Path | None = None
+    record: ResultRecord,
+    *,
+    target: str = "gold",
+    video_root: str | Path | None = None,
+    with_text: bool = False,
 ) -> dict | None:
     """One SFT record, or ``None`` when the record has nothing to teach.
 
     Args:
         record: a finished result.
-        target: ``"gold"`` -- the assistant turn is the correct answer (every answered-or-not
-            question); ``"model"`` -- the model's own output, only where it was judged correct
-            (self-distillation of e.g. MotionSight answers).
+        target: ``"gold"`` -- the assistant turn is the correct answer; ``"model"`` -- the
+            model's own output, only where it was judged correct (self-distillation).
         video_root: write video paths relative to this folder (default: as recorded).
+        with_text: MotionBench answers as ``"(B) text"`` instead of ``"B"``.
     """
     if target == "gold":
-        reply = record.answer
+        reply = _format(record, record.answer, with_text)
     elif target == "model":
         if not (record.ok and record.correct and record.output):
             return None
@@ -72,22 +122,27 @@ def sft_record(
     }
 
 
-def preference_record(record: ResultRecord, *, video_root: str | Path | None = None) -> dict | None:
-    """One ``{question, video, chosen, rejected}`` record, or ``None`` for failed questions."""
+def preference_record(
+    record: ResultRecord, *, video_root: str | Path | None = None, with_text: bool = False
+) -> dict | None:
+    """One ``{question, video, chosen, rejected}`` record, or ``None`` for failed questions and
+    questions without a wrong option."""
     if not record.ok:
         return None
-    if not record.correct and record.output and record.output.strip():
-        rejected = record.output  # the model's own mistake is the most useful negative
-    else:
-        wrong = _wrong_choices(record)
-        if not wrong:
-            return None
+    wrong = [c for c in (_letters(record) if record.benchmark == "motionbench" else record.options)
+             if c != record.answer]  # fmt: skip
+    if not wrong:
+        return None
+    picked = lenient_choice(record)
+    if picked and picked != record.answer and picked in wrong:
+        rejected = picked  # the model's own mistake is the most useful negative
+    else:  # right (even if the strict rule said wrong), or unreadable: a distractor
         rejected = wrong[zlib.crc32(record.uid.encode()) % len(wrong)]
     return {
         "question": record.prompt,
         "video": _video(record, video_root),
-        "chosen": record.answer,
-        "rejected": rejected,
+        "chosen": _format(record, record.answer, with_text),
+        "rejected": _format(record, rejected, with_text),
     }
 
 
@@ -103,10 +158,12 @@ def export_results(
 
     ``out`` ending in ``.jsonl`` gets one record per line instead of a list.
     """
+    records = list(records)
+    with_text = _with_text(records)
     if fmt == "sft":
-        rows = [sft_record(r, target=target, video_root=video_root) for r in records]
+        rows = [sft_record(r, target=target, video_root=video_root, with_text=with_text) for r in records]
     elif fmt == "preference":
-        rows = [preference_record(r, video_root=video_root) for r in records]
+        rows = [preference_record(r, video_root=video_root, with_text=with_text) for r in records]
     else:
         raise ValueError(
             f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"

@@ -46,7 +46,10 @@ class ResultRecord:
 
     ``answer`` is the correct answer (letter or option text), ``output`` the model's raw text,
     ``parsed`` what the official rule read from it, ``time_s`` the seconds the answer took,
-    ``error`` the failure message (``None`` when the model answered).
+    ``error`` the failure message (``None`` when the model answered). ``provenance`` names
+    what produced it: the run's model, backend, base URL, workflow (file and hash), settings
+    (``--set`` values, labels) and their hash, and per question the route, the action
+    objects and a hash of the exact prompt.
     """
 
     uid: str
@@ -63,6 +66,7 @@ class ResultRecord:
     error: str | None = None
     options: list[str] = field(default_factory=list)
     finished_at: float = 0.0
+    provenance: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -84,7 +88,7 @@ class ResultRecord:
 
 _REQUIRED = ("uid", "benchmark", "category", "question", "prompt", "video", "answer", "output",
              "parsed", "correct", "time_s")  # fmt: skip
-_OPTIONAL = ("error", "options", "finished_at")
+_OPTIONAL = ("error", "options", "finished_at", "provenance")
 
 
 @dataclass

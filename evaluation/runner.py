@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +22,14 @@ from .results import ResultRecord, ResultsFileError, ResultsStore
 from .scoring import ScoreTable, compute_table, format_table, save_table, score_output
 
 __all__ = [
+    "CONFIG_KEYS",
     "EXECUTORS",
     "AnswerFactory",
     "AnswerFn",
     "EvalReport",
     "Outcome",
     "answer_question",
+    "check_configuration",
     "execute",
     "make_record",
     "run_eval",
@@ -46,6 +48,7 @@ class Outcome:
     output: str | None
     error: str | None
     time_s: float
+    info: dict | None = None  # per-question provenance (route, action objects, prompt hash)
 
 
 @dataclass
@@ -70,18 +73,24 @@ def answer_question(answer: AnswerFn, question: BenchmarkQuestion) -> Outcome:
     start = time.perf_counter()
     if not question.video_exists:
         return Outcome(question.uid, None, f"video file not found: {question.video}", 0.0)
+    info = None
     try:
         output = answer(question)
+        if isinstance(output, tuple) and len(output) == 2 and isinstance(output[1], dict):
+            output, info = output  # (text, how it was produced)
         if not isinstance(output, str):
             raise TypeError(f"answer function returned {type(output).__name__}, expected str")
         error = None
     except Exception as exc:  # noqa: BLE001 -- recorded; the run goes on
         output, error = None, f"{type(exc).__name__}: {exc}"
-    return Outcome(question.uid, output, error, time.perf_counter() - start)
+    return Outcome(question.uid, output, error, time.perf_counter() - start, info)
 
 
-def make_record(question: BenchmarkQuestion, outcome: Outcome) -> ResultRecord:
-    """Score an outcome into the line that goes to the results file."""
+def make_record(
+    question: BenchmarkQuestion, outcome: Outcome, provenance: Mapping[str, Any] | None = None
+) -> ResultRecord:
+    """Score an outcome into the line that goes to the results file; ``provenance`` (the
+    run's) and the outcome's per-question ``info`` become the record's provenance."""
     if outcome.error is None:
         parsed, correct = score_output(question, outcome.output)
     else:
@@ -101,7 +110,39 @@ def make_record(question: BenchmarkQuestion, outcome: Outcome) -> ResultRecord:
         error=outcome.error,
         options=list(question.options),
         finished_at=round(time.time(), 3),
+        provenance={**(provenance or {}), **(outcome.info or {})},
     )
+
+
+CONFIG_KEYS = ("model", "backend", "base_url", "workflow_hash", "settings_hash", "answerer")
+
+
+def check_configuration(
+    records: Iterable[Any], provenance: Mapping[str, Any], out: str | Path
+) -> None:
+    """Refuse to resume ``out`` when its records were made with another configuration.
+
+    Raises:
+        ResultsFileError: names the first differing record and each differing key
+            (old -> new), and the way out (another --out, or --allow-mixed).
+    """
+    for record in records:
+        old = getattr(record, "provenance", None)
+        if old is None and isinstance(record, Mapping):
+            old = record.get("provenance")
+        old = old or {}
+        if not old:
+            raise ResultsFileError(
+                f"{out} holds results without provenance (made before it was recorded, e.g. "
+                f"{record.uid}); choose another --out, or pass --allow-mixed to add to it"
+            )
+        differ = [k for k in CONFIG_KEYS if old.get(k) != provenance.get(k)]
+        if differ:
+            shown = "; ".join(f"{k}: {old.get(k)!r} -> {provenance.get(k)!r}" for k in differ)
+            raise ResultsFileError(
+                f"{out} was made with another configuration ({shown}; first: {record.uid}); "
+                "choose another --out, or pass --allow-mixed to mix them"
+            )
 
 
 # -- executors ----------------------------------------------------------------------------------
@@ -301,6 +342,8 @@ def run_eval(
     title: str | None = None,
     print_table: bool = True,
     abort_after: int | None = 20,
+    provenance: Mapping[str, Any] | None = None,
+    allow_mixed: bool = False,
 ) -> EvalReport:
     """Answer every question not yet finished in ``out``, write results, score, save the table.
 
@@ -323,6 +366,9 @@ def run_eval(
         abort_after: stop (``RuntimeError``) when the first this-many questions of the run all
             failed -- a broken workflow or backend, not bad luck (``None``: never). The failures
             stay recorded; fix the cause and re-run with ``retry_failed``.
+        provenance: what produces the answers (model, backend, workflow hash, settings...),
+            stored in every record. Resuming a file whose records name another configuration
+            (:data:`CONFIG_KEYS`) raises ``ResultsFileError`` unless ``allow_mixed``.
 
     Returns:
         An :class:`EvalReport` with the table over all ``questions`` (missing = wrong).
@@ -344,6 +390,8 @@ def run_eval(
                     f"{out} holds {', '.join(sorted(others))} results, not "
                     f"{questions[0].benchmark}; choose another --out"
                 )
+        if provenance is not None and not allow_mixed:
+            check_configuration(store.records.values(), provenance, out)
         pending = [
             q
             for q in questions
@@ -354,7 +402,7 @@ def run_eval(
         bar = _progress_bar(len(questions), skipped, progress)
 
         def emit(question: BenchmarkQuestion, outcome: Outcome) -> None:
-            record = make_record(question, outcome)
+            record = make_record(question, outcome, provenance)
             store.append(record)
             counters["ran"] += 1
             counters["failed"] += not record.ok

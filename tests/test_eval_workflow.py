@@ -120,6 +120,14 @@ def test_motionbench_through_loopback_server(
         reply = MB_REPLIES["move? (0)" if q.uid.endswith("_0") else "move? (1)"]
         assert record.output == reply and record.parsed == reply.lstrip("(")[0]
         assert record.correct == (record.parsed == q.answer)
+        # provenance per question: the route taken, the action objects, the exact prompt's hash
+        camera = q.category == "Camera Motion"
+        prov = record.provenance
+        assert prov["route"]["branch"] == ("camera" if camera else "object")
+        assert prov["streams"] == (["motion_trails"] if camera else ["spotlight"])
+        assert prov["action_objects"] == (None if camera else ["person"])
+        assert prov["prompt_hash"].startswith("sha256:") and prov["answered_by"] == "served-model"
+    assert len({r.provenance["prompt_hash"] for r in report.records.values()}) == len(qs)
     # answers A / C against keys "ABCD"[(video + i) % 4]: some right, some wrong
     assert 0 < report.table.correct < len(qs)
     assert report.table.correct == sum(r.correct for r in report.records.values())
@@ -158,3 +166,8 @@ def test_ray_executor_matches_local_through_cli(tmp_path: Path, sample_videos_di
     vehicles = by_uid["desert_vehicles_aerial#0"]  # key "moves left and stops", named: right
     assert vehicles["answer"] == "moves left and stops" and vehicles["correct"]
     assert json.loads((tmp_path / "ray.summary.json").read_text())["total"] == 4
+    prov = vehicles["provenance"]  # the run's configuration, read from the workflow and --set
+    assert (prov["model"], prov["backend"]) == ("served-model", "openai")
+    assert prov["base_url"] == server.base_url and prov["workflow"] == str(WORKFLOW)
+    assert prov["workflow_hash"].startswith("sha256:") and prov["settings_hash"].startswith("sha256:")
+    assert "MotionSightLoadMLLM.retries" in prov["settings"]["sets"]

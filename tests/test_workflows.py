@@ -33,7 +33,7 @@ def _written(report: dict) -> list[Path]:
 
 
 def test_workflows_have_readable_names_notes_thumbnails_and_the_example_clip():
-    assert len(WORKFLOWS) == 6
+    assert len(WORKFLOWS) == 7
     for workflow in WORKFLOWS:
         data = json.loads(workflow.read_text())
         assert "nodes" in data and "links" in data, "shipped workflows are in ComfyUI's UI format"

@@ -9,6 +9,7 @@ const TEXT_NODES = new Set([
   "MotionSightAnswer",
   "MotionSightRouteQuestion",
   "MotionSightExtractActionObjects",
+  "MotionSightDescribeMotion",
 ]);
 const WIDGET = "motionsight_text";
 
