@@ -235,6 +235,7 @@ def strip_benchmark_wrappers(question: str) -> str:
 # camera-only term (zoom in, dolly, tracking shot); words that name objects too ("truck", "pan",
 # "shot", "tilt his head") count only in a camera sense.
 _TOWARDS_CAMERA = re.compile(
+    r"\bcamera (?:operator|crew|person|people|bag|phone)s?\b|"
     r"\b(?:at|to|toward|towards|into|away from|facing|from|past|behind|in front of|"
     r"closer to|near|with)\s+(?:the\s+)?(?:camera|lens|viewer)\b",
     re.I,
@@ -260,7 +261,12 @@ _CAMERA_PATTERNS = re.compile(
     r"|\b(?:orbit|orbits|orbiting|arc|arcs|arcing) (?:around|round|shot)\b"
     r"|\b(?:filmed|filming|shot|recorded|captured) (?:from|with|by|using|in a)\b"
     r"|\bshot (?:type|size|scale|composition|transition)\b"
-    r"|\b(?:cinematograph\w*|camera movement|camera motion|shooting method)\b",
+    r"|\b(?:cinematograph\w*|camera movement|camera motion|shooting method|drone)\b"
+    r"|\b(?:is|was) (?:the|this) shot\b|\b(?:kind|type|sort) of shot\b"
+    r"|\bshot (?:is |was )?(?:static|moving|still|fixed|steady|stable|shaky)\b"
+    r"|\b(?:footage|scene|video|clip|sequence) (?:is |was )?(?:filmed|shot|recorded|captured)\b"
+    r"|\bhow does the view\b|\bthe view (?:of|from) [\w ]{1,30}? (?:change|changes|move|moves|"
+    r"shift|shifts|rotate|rotates)\b",
     re.I,
 )
 _SHORT_CAMERA_OPTION = re.compile(  # "Static", "Pan left", "Zoom in" as a whole option
