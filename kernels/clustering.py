@@ -222,7 +222,7 @@ def robust_cluster_boxes(
     height: int,
     width: int,
     scores_per_frame: Sequence[torch.Tensor] | None = None,
-    hold: int = 1,
+    hold: int = 2,
     max_gap: int = 3,
     reach: float = 1.0,
     attach: float = 0.25,
