@@ -64,6 +64,7 @@ def main() -> None:
     detector = load_detector("motion")
     videos = ROOT.parent / "shared" / "videos"
     found = {}
+    synthetic: dict = {}  # (scenario, seed) -> (video, detections), shared by both modes
     if (videos / "desert_train.mp4").exists():
         for clip, truth in load_labels().items():
             frames = sampled_frames(videos / f"{clip}.mp4")
@@ -82,9 +83,11 @@ def main() -> None:
             held = total = 0
             areas, oracles = [], []
             for seed in range(args.seeds):
-                video = make_video(seed=seed, **kwargs)
+                if (name, seed) not in synthetic:
+                    video = make_video(seed=seed, **kwargs)
+                    synthetic[name, seed] = (video, detect_and_track(video.frames, "", detector))
+                video, det = synthetic[name, seed]
                 h, w = video.frames.shape[1:3]
-                det = detect_and_track(video.frames, "", detector)
                 spot = spotlight_boxes_from_detections(det, mode=mode).boxes
                 s = score_spotlight(spot, video.boxes[:, 0], h, w, mode=mode)
                 held, total = held + s.held, total + s.frames
