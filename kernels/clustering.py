@@ -170,22 +170,37 @@ def _link_tracks(
 ) -> list[list[tuple[int, int]]]:
     """Greedy frame-to-frame linking of boxes into tracks of (frame, box index).
 
-    A box joins the open track (seen within `max_gap` frames) whose last box it overlaps most,
-    or else whose last centre is nearest, within `reach` x that box's larger side.
+    Each open track (seen within `max_gap` frames) predicts its box in the current frame from
+    its last box and its last velocity (constant motion across missed frames). A box joins the
+    track whose prediction it overlaps most, or else whose predicted centre is nearest, within
+    `reach` x the box's larger side per elapsed frame.
     """
     tracks: list[list[tuple[int, int]]] = []
+    centre = lambda b: (b[..., :2] + b[..., 2:]) / 2  # noqa: E731
     for f, frame in enumerate(boxes):
         open_ids = [t for t, tr in enumerate(tracks) if f - tr[-1][0] <= max_gap + 1]
         taken: set[int] = set()
         if frame.shape[0] and open_ids:
-            last = torch.stack([boxes[tracks[t][-1][0]][tracks[t][-1][1]] for t in open_ids])
+            predicted, steps = [], []
+            for t in open_ids:
+                (g, i) = tracks[t][-1]
+                last = boxes[g][i]
+                velocity = torch.zeros(2, dtype=last.dtype)
+                if len(tracks[t]) > 1:
+                    (g0, i0) = tracks[t][-2]
+                    velocity = (centre(last) - centre(boxes[g0][i0])) / (g - g0)
+                predicted.append(last + (f - g) * velocity.repeat(2))
+                steps.append(f - g)
+            last = torch.stack(predicted)
             lt = torch.maximum(frame[:, None, :2], last[None, :, :2])
             rb = torch.minimum(frame[:, None, 2:], last[None, :, 2:])
             inter = (rb - lt).clamp(min=0).prod(-1)
             area = lambda b: (b[:, 2:] - b[:, :2]).prod(-1)  # noqa: E731
             iou = inter / (area(frame)[:, None] + area(last)[None, :] - inter).clamp(min=1e-6)
-            dist = torch.cdist((frame[:, :2] + frame[:, 2:]) / 2, (last[:, :2] + last[:, 2:]) / 2)
-            limit = reach * (last[:, 2:] - last[:, :2]).amax(1)
+            dist = torch.cdist(centre(frame), centre(last))
+            limit = (
+                reach * (last[:, 2:] - last[:, :2]).amax(1) * torch.tensor(steps, dtype=last.dtype)
+            )
             score = torch.where(iou > 0.05, 1 + iou, 1 - dist / limit.clamp(min=1e-6))
             score = torch.where((iou > 0.05) | (dist <= limit), score, torch.full_like(score, -1))
             while score.numel() and float(score.max()) >= 0:
@@ -233,8 +248,10 @@ def robust_cluster_boxes(
 ) -> ClusteredBoxes:
     """One spotlight box per frame that one false box cannot blow up (the default chain).
 
-    1. Boxes are linked over time into tracks (overlap, else nearest centre within `reach` x
-       the box's larger side, across gaps of up to `max_gap` frames).
+    1. Boxes are linked over time into tracks: each track predicts its next box from its last
+       velocity; a box joins the track whose prediction it overlaps, else whose predicted
+       centre lies within `reach` x the box's larger side per elapsed frame (gaps of up to
+       `max_gap` frames).
     2. The *main track* has the largest evidence: the sum of its boxes' scores (1 each
        without scores), each counted up to twice as the box overlaps the track's previous
        one, so a persistent, steady actor beats flicker that comes, goes and wanders.
