@@ -173,7 +173,7 @@ def _link_tracks(
     Each open track (seen within `max_gap` frames) predicts its box in the current frame from
     its last box and its last velocity (constant motion across missed frames). A box joins the
     track whose prediction it overlaps most, or else whose predicted centre is nearest, within
-    `reach` x the box's larger side per elapsed frame.
+    `reach` x the box's smaller side per elapsed frame.
     """
     tracks: list[list[tuple[int, int]]] = []
     centre = lambda b: (b[..., :2] + b[..., 2:]) / 2  # noqa: E731
@@ -199,7 +199,7 @@ def _link_tracks(
             iou = inter / (area(frame)[:, None] + area(last)[None, :] - inter).clamp(min=1e-6)
             dist = torch.cdist(centre(frame), centre(last))
             limit = (
-                reach * (last[:, 2:] - last[:, :2]).amax(1) * torch.tensor(steps, dtype=last.dtype)
+                reach * (last[:, 2:] - last[:, :2]).amin(1) * torch.tensor(steps, dtype=last.dtype)
             )
             score = torch.where(iou > 0.05, 1 + iou, 1 - dist / limit.clamp(min=1e-6))
             score = torch.where((iou > 0.05) | (dist <= limit), score, torch.full_like(score, -1))
@@ -239,7 +239,7 @@ def robust_cluster_boxes(
     scores_per_frame: Sequence[torch.Tensor] | None = None,
     hold: int = 2,
     max_gap: int = 3,
-    reach: float = 1.0,
+    reach: float = 0.75,
     attach: float = 0.25,
     blowup: float = 3.0,
     margin: float = 0.15,
@@ -250,13 +250,15 @@ def robust_cluster_boxes(
 
     1. Boxes are linked over time into tracks: each track predicts its next box from its last
        velocity; a box joins the track whose prediction it overlaps, else whose predicted
-       centre lies within `reach` x the box's larger side per elapsed frame (gaps of up to
+       centre lies within `reach` x the box's smaller side per elapsed frame (gaps of up to
        `max_gap` frames).
     2. The *main track* has the largest evidence: the sum of its boxes' scores (1 each
        without scores), each counted up to twice as the box overlaps the track's previous
-       one, so a persistent, steady actor beats flicker that comes, goes and wanders.
-    3. Per frame, the main track's box is kept unless its area exceeds `blowup` x the median
-       area of the track's boxes in the neighbouring frames (a box inconsistent with its track);
+       one, so a persistent, steady actor beats flicker that comes, goes and wanders. An
+       actor that moves fast breaks its track: the heaviest tracks (at least a quarter of the
+       main one's evidence) that start after it ends, or end before it starts, continue it.
+    3. Per frame, the main track's box is kept unless its area exceeds `blowup` x the largest
+       of the track's boxes in the two frames either side (a box inconsistent with its track);
        other boxes are kept when they touch the kept box grown by `attach` x its size on each
        side (parts of the same actor: a mower and its pusher).
     4. A frame without a kept box borrows its neighbours' boxes (the union of the nearest kept
@@ -306,12 +308,20 @@ def robust_cluster_boxes(
 
     tracks = _link_tracks(boxes, max_gap, reach)
     weight = [_track_weight(tr, boxes, scores) for tr in tracks]
-    main = tracks[max(range(len(tracks)), key=weight.__getitem__)]
+    order = sorted(range(len(tracks)), key=weight.__getitem__, reverse=True)
+    main = list(tracks[order[0]])
+    # an actor that moves fast or leaves the frame breaks its track: the heaviest track that
+    # starts after (ends before) the chain continues it, until no track is left on that side
+    for t in order[1:]:
+        if weight[t] < 0.25 * weight[order[0]]:
+            break
+        if tracks[t][0][0] > main[-1][0] or tracks[t][-1][0] < main[0][0]:
+            main = sorted(main + tracks[t])
     kept: list[torch.Tensor | None] = [None] * n
     areas = torch.tensor([float((boxes[f][i][2:] - boxes[f][i][:2]).prod()) for f, i in main])
     for k, (f, i) in enumerate(main):
         others = torch.cat([areas[max(0, k - 2) : k], areas[k + 1 : k + 3]])
-        if others.numel() >= 2 and float(areas[k]) > blowup * float(others.median()):
+        if others.numel() >= 2 and float(areas[k]) > blowup * float(others.max()):
             continue  # inconsistent with its track: drop before the union
         kept[f] = boxes[f][i]
     for f in range(n):
