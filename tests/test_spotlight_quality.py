@@ -2,16 +2,20 @@
 on synthetic scenarios: the default ("robust") chain against METHOD.md's reference clustering.
 
 Detection runs once per clip (session cache); both clusterings score the same detections, so
-the comparison isolates the clustering. Thresholds are the figures measured by
-bench/bench_spotlight.py where the issue's targets are met (stairs_pet, lawn_mowing, the jeep
-held, synthetic pan+zoom and shake), and regression guards elsewhere (see the closing note of
-issue 13 for what is not met yet: the diver and the far train cars barely move).
+the comparison isolates the clustering. The detector gets each clip's action
+objects (what an MLLM names; a person there turns on HOG people boxes). Thresholds are the
+issue's targets where bench/bench_spotlight.py meets them (diving_board, stairs_pet, lawn_mowing,
+synthetic pan+zoom, shake, 1% object) and regression guards elsewhere: the jeep is held but the
+streaming ground is boxed with it, and the far cars of the slow train barely move.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from spotlight_truth import LABELS as LABELS_FILE
 from spotlight_truth import load_labels, score_spotlight
 from synthetic import make_video, sampled_frames
 
@@ -19,13 +23,18 @@ from motionsight.detect import detect_and_track, load_detector, spotlight_boxes_
 from motionsight.kernels.clustering import robust_cluster_boxes
 
 LABELS = load_labels()
+ACTION_OBJECTS = {
+    clip: c["action_objects"] for clip, c in json.loads(LABELS_FILE.read_text())["clips"].items()
+}
 
 
 @pytest.fixture(scope="session")
 def clip_detections(sample_videos_dir):
     detector = load_detector("motion")
     return {
-        clip: detect_and_track(sampled_frames(sample_videos_dir / f"{clip}.mp4"), "", detector)
+        clip: detect_and_track(
+            sampled_frames(sample_videos_dir / f"{clip}.mp4"), ACTION_OBJECTS[clip], detector
+        )
         for clip in LABELS
     }
 
@@ -46,7 +55,12 @@ def test_robust_spotlight_is_smaller_than_the_reference_where_detection_overreac
 
 @pytest.mark.parametrize(
     "clip, held, ratio",
-    [("stairs_pet", 16, 1.5), ("lawn_mowing", 16, 1.5), ("desert_vehicles_aerial", 16, None)],
+    [
+        ("stairs_pet", 16, 2.0),
+        ("lawn_mowing", 16, 2.0),
+        ("diving_board", 16, 2.0),  # HOG boxes the standing diver whole
+        ("desert_vehicles_aerial", 16, None),  # held, but 5x the oracle: the ground is boxed too
+    ],
 )
 def test_robust_spotlight_holds_the_actor(clip_detections, clip, held, ratio):
     score = _score(clip_detections[clip], clip, "robust")
@@ -55,10 +69,14 @@ def test_robust_spotlight_holds_the_actor(clip_detections, clip, held, ratio):
         assert score.area <= ratio * score.oracle, score
 
 
-@pytest.mark.parametrize("camera", ["panzoom", "shake"])
-def test_synthetic_camera_motion_holds_the_object_within_twice_the_oracle(camera):
+@pytest.mark.parametrize(
+    "scenario",
+    [{"camera": "panzoom"}, {"camera": "shake"}, {"object_size": 0.113}],
+    ids=["pan+zoom", "shake", "1% object"],
+)
+def test_synthetic_scenarios_hold_the_object_within_twice_the_oracle(scenario):
     detector = load_detector("motion")
-    video = make_video(camera=camera, seed=0)
+    video = make_video(seed=0, **scenario)
     h, w = video.frames.shape[1:3]
     spot = spotlight_boxes_from_detections(detect_and_track(video.frames, "", detector)).boxes
     score = score_spotlight(spot, video.boxes[:, 0], h, w)
