@@ -319,10 +319,9 @@ class MotionDetector:
             )
         self.options = MotionOptions(**options)
 
-    _people_note = ""
-
-    def _people(self, frames: torch.Tensor, prompts: list[str]) -> Detections | None:
-        """HOG people boxes on every `people_stride`-th frame when a prompt names a person."""
+    def _people(self, frames: torch.Tensor, prompts: list[str]) -> tuple[Detections | None, str]:
+        """HOG people boxes on every `people_stride`-th frame when a prompt names a person,
+        and why there are none when HOG could not run."""
         from .detectors import PERSON_WORDS, HogPeopleDetector, parse_prompts
 
         words = parse_prompts(prompts) if prompts else []
@@ -330,13 +329,12 @@ class MotionDetector:
             w in p.lower().split() or p.lower().startswith(w) for p in words for w in PERSON_WORDS
         )
         if not (self.options.people and named):
-            return None
+            return None, ""
         try:
             hog = HogPeopleDetector(work_side=self.options.people_side)
-        except RuntimeError as exc:  # an OpenCV build without HOG: motion alone, said in info
-            self._people_note = f"skipped: {exc}"
-            return None
-        return hog.detect(frames[:: self.options.people_stride], ["person"])
+            return hog.detect(frames[:: self.options.people_stride], ["person"]), ""
+        except (RuntimeError, ValueError) as exc:  # no HOG in this OpenCV, or frames too small
+            return None, f"skipped: {exc}"
 
     def detect(
         self,
@@ -364,7 +362,7 @@ class MotionDetector:
         # score: the component's share of the frame, squashed to 0..1 (bigger = surer)
         scores = [(s * 20).clamp(max=1.0) for s in scores]
         labels = [["moving"] * b.shape[0] for b in boxes]
-        people = self._people(frames, prompts or [])
+        people, note = self._people(frames, prompts or [])
         if people is not None:
             step = self.options.people_stride
             for k, i in enumerate(range(0, n, step)):
@@ -372,8 +370,8 @@ class MotionDetector:
                 scores[i] = torch.cat([scores[i], people.scores[k]])
                 labels[i] = labels[i] + ["person"] * people.boxes[k].shape[0]
             facts["people"] = f"HOG on every {step}th frame"
-        elif self.options.people and self._people_note:
-            facts["people"] = self._people_note
+        elif note:
+            facts["people"] = note
         if progress is not None:
             progress(n)
         return Detections(
