@@ -369,7 +369,7 @@ class MotionDetector:
                 boxes[i] = torch.cat([boxes[i], people.boxes[k]])
                 scores[i] = torch.cat([scores[i], people.scores[k]])
                 labels[i] = labels[i] + ["person"] * people.boxes[k].shape[0]
-            facts["people"] = f"HOG on every {step}th frame"
+            facts["people"] = f"HOG people boxes on frames {list(range(0, n, step))}"
         elif note:
             facts["people"] = note
         if progress is not None:

@@ -94,3 +94,17 @@ def test_one_false_box_cannot_blow_up_the_spotlight_and_empty_frames_borrow():
         assert out.boxes[i].tolist() == actor[i][0].tolist(), i
     assert float(out.boxes[5, 2] - out.boxes[5, 0]) < 100  # borrowed from frames 4 and 6
     assert out.boxes[0].tolist() == actor[1][0].tolist()  # borrowed, not the whole frame
+
+
+def test_person_prompts_add_people_boxes_and_small_frames_only_skip_them():
+    detector = load_detector("motion")
+    video = make_video(seed=0)
+    found = detector.detect(
+        torch.nn.functional.interpolate(video.frames.permute(0, 3, 1, 2), size=(72, 128)).permute(
+            0, 2, 3, 1
+        ),
+        ["person"],
+    )
+    assert found.info["people"].startswith("skipped: hog_people: frames of 128x72")
+    plain = detector.detect(video.frames, ["train"])
+    assert "people" not in plain.info and {"moving"} >= {lab for f in plain.labels for lab in f}
