@@ -324,6 +324,11 @@ class HogPeopleDetector:
             if scale < 1
             else frames[..., :3].permute(0, 3, 1, 2).float()
         )
+        if small.shape[-2] < 128 or small.shape[-1] < 64:  # OpenCV crashes on such images
+            raise ValueError(
+                f"hog_people: frames of {width}x{height} are smaller than HOG's 64x128 person "
+                "window; load the video at a larger size"
+            )
         arr = (small.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         boxes, scores = [], []
         for img in arr:  # one OpenCV call per frame

@@ -58,6 +58,11 @@ class MotionOptions:
         exist); False uses the later one only.
     hysteresis: weak-motion threshold as a fraction of the motion threshold: weaker motion
         joins a region that somewhere passes the full threshold; 1 turns growing off.
+    people: when a prompt names a person ("man", "woman", "person", ...), OpenCV's HOG people
+        detector also runs, so a person whose legs or body stand still is boxed whole (what
+        moves is often only the arms); its boxes are labelled "person".
+    people_stride: HOG runs on every this-many-th frame (the tracker carries the rest).
+    people_side: longest side (px) of the frames HOG sees.
     """
 
     work_side: int = 320
@@ -73,6 +78,9 @@ class MotionOptions:
     parallax_window: float = 0.2
     bidirectional: bool = True
     hysteresis: float = 0.45
+    people: bool = True
+    people_stride: int = 2
+    people_side: int = 480
 
     def __post_init__(self) -> None:
         problems = [
@@ -83,6 +91,8 @@ class MotionOptions:
                 ("max_objects", self.max_objects >= 1, ">= 1"),
                 ("parallax_window", 0 <= self.parallax_window < 1, "in [0, 1)"),
                 ("hysteresis", 0 < self.hysteresis <= 1, "in (0, 1]"),
+                ("people_stride", self.people_stride >= 1, ">= 1"),
+                ("people_side", self.people_side >= 64, ">= 64"),
             )
             if not ok
         ]
@@ -309,6 +319,23 @@ class MotionDetector:
             )
         self.options = MotionOptions(**options)
 
+    def _people(self, frames: torch.Tensor, prompts: list[str]) -> tuple[Detections | None, str]:
+        """HOG people boxes on every `people_stride`-th frame when a prompt names a person,
+        and why there are none when HOG could not run."""
+        from .detectors import PERSON_WORDS, HogPeopleDetector, parse_prompts
+
+        words = parse_prompts(prompts) if prompts else []
+        named = any(
+            w in p.lower().split() or p.lower().startswith(w) for p in words for w in PERSON_WORDS
+        )
+        if not (self.options.people and named):
+            return None, ""
+        try:
+            hog = HogPeopleDetector(work_side=self.options.people_side)
+            return hog.detect(frames[:: self.options.people_stride], ["person"]), ""
+        except (RuntimeError, ValueError) as exc:  # no HOG in this OpenCV, or frames too small
+            return None, f"skipped: {exc}"
+
     def detect(
         self,
         frames: torch.Tensor,
@@ -334,12 +361,23 @@ class MotionDetector:
         scores = [torch.from_numpy(f[:, 4]).clamp(max=1e9) / (h * w) for f in found]
         # score: the component's share of the frame, squashed to 0..1 (bigger = surer)
         scores = [(s * 20).clamp(max=1.0) for s in scores]
+        labels = [["moving"] * b.shape[0] for b in boxes]
+        people, note = self._people(frames, prompts or [])
+        if people is not None:
+            step = self.options.people_stride
+            for k, i in enumerate(range(0, n, step)):
+                boxes[i] = torch.cat([boxes[i], people.boxes[k]])
+                scores[i] = torch.cat([scores[i], people.scores[k]])
+                labels[i] = labels[i] + ["person"] * people.boxes[k].shape[0]
+            facts["people"] = f"HOG people boxes on frames {list(range(0, n, step))}"
+        elif note:
+            facts["people"] = note
         if progress is not None:
             progress(n)
         return Detections(
             boxes=boxes,
             scores=scores,
-            labels=[["moving"] * b.shape[0] for b in boxes],
+            labels=labels,
             track_ids=[torch.full((b.shape[0],), -1, dtype=torch.int64) for b in boxes],
             height=height,
             width=width,

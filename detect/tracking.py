@@ -287,20 +287,39 @@ def detect_and_track(
     return out
 
 
-def spotlight_boxes_from_detections(detections: Detections, **clustering: Any):
-    """One spotlight box per frame from the per-frame boxes (METHOD.md's temporal clustering).
+def spotlight_boxes_from_detections(
+    detections: Detections, mode: str = "robust", **clustering: Any
+):
+    """One spotlight box per frame from the per-frame boxes.
 
     Args:
         detections: the tracked detections.
-        clustering: `momentum`, `distance_ratio`, `min_cluster_size`, `min_box_size`,
-            `grown_box_size` of `kernels.clustering.cluster_boxes`.
+        mode: "robust" (default: `kernels.clustering.robust_cluster_boxes`, the main track
+            with inconsistent boxes dropped, empty frames borrowing their neighbours' box) or
+            "reference" (METHOD.md's temporal clustering, rule for rule).
+        clustering: options of the chosen kernel; for "reference" `momentum`,
+            `distance_ratio`, `min_cluster_size`, `min_box_size`, `grown_box_size` of
+            `kernels.clustering.cluster_boxes`; for "robust" those of `robust_cluster_boxes`
+            (the reference-only ones are ignored, so one node serves both).
 
     Returns:
         `ClusteredBoxes` (boxes `[N, 4]`, cluster ids `[N]`, `fallback` True when no frame had
         a box and every frame is the whole frame).
     """
-    from ..kernels.clustering import cluster_boxes
+    from ..kernels.clustering import cluster_boxes, robust_cluster_boxes
 
     if detections.num_frames == 0:
         raise ValueError("spotlight boxes: the detections hold zero frames")
-    return cluster_boxes(detections.boxes, detections.height, detections.width, **clustering)
+    if mode == "reference":
+        return cluster_boxes(detections.boxes, detections.height, detections.width, **clustering)
+    if mode != "robust":
+        raise ValueError(f"spotlight boxes: mode must be 'robust' or 'reference', got {mode!r}")
+    for name in ("momentum", "distance_ratio", "min_cluster_size", "fill_empty"):
+        clustering.pop(name, None)
+    return robust_cluster_boxes(
+        detections.boxes,
+        detections.height,
+        detections.width,
+        scores_per_frame=detections.scores,
+        **clustering,
+    )

@@ -160,3 +160,199 @@ def cluster_boxes(
     out[: clusters[0][0]] = cluster_box[0]
     out[clusters[-1][-1] + 1 :] = cluster_box[-1]
     return ClusteredBoxes(out.float(), ids, False)
+
+
+# --------------------------------------------------------------------------- robust (default)
+
+
+def _link_tracks(
+    boxes: list[torch.Tensor], max_gap: int, reach: float
+) -> list[list[tuple[int, int]]]:
+    """Greedy frame-to-frame linking of boxes into tracks of (frame, box index).
+
+    Each open track (seen within `max_gap` frames) predicts its box in the current frame from
+    its last box and its last velocity (constant motion across missed frames). A box joins the
+    track whose prediction it overlaps most, or else whose predicted centre is nearest, within
+    `reach` x the box's smaller side per elapsed frame.
+    """
+    tracks: list[list[tuple[int, int]]] = []
+    centre = lambda b: (b[..., :2] + b[..., 2:]) / 2  # noqa: E731
+    for f, frame in enumerate(boxes):
+        open_ids = [t for t, tr in enumerate(tracks) if f - tr[-1][0] <= max_gap + 1]
+        taken: set[int] = set()
+        if frame.shape[0] and open_ids:
+            predicted, steps = [], []
+            for t in open_ids:
+                (g, i) = tracks[t][-1]
+                last = boxes[g][i]
+                velocity = torch.zeros(2, dtype=last.dtype)
+                if len(tracks[t]) > 1:
+                    (g0, i0) = tracks[t][-2]
+                    velocity = (centre(last) - centre(boxes[g0][i0])) / (g - g0)
+                predicted.append(last + (f - g) * velocity.repeat(2))
+                steps.append(f - g)
+            last = torch.stack(predicted)
+            lt = torch.maximum(frame[:, None, :2], last[None, :, :2])
+            rb = torch.minimum(frame[:, None, 2:], last[None, :, 2:])
+            inter = (rb - lt).clamp(min=0).prod(-1)
+            area = lambda b: (b[:, 2:] - b[:, :2]).prod(-1)  # noqa: E731
+            iou = inter / (area(frame)[:, None] + area(last)[None, :] - inter).clamp(min=1e-6)
+            dist = torch.cdist(centre(frame), centre(last))
+            limit = (
+                reach * (last[:, 2:] - last[:, :2]).amin(1) * torch.tensor(steps, dtype=last.dtype)
+            )
+            score = torch.where(iou > 0.05, 1 + iou, 1 - dist / limit.clamp(min=1e-6))
+            score = torch.where((iou > 0.05) | (dist <= limit), score, torch.full_like(score, -1))
+            while score.numel() and float(score.max()) >= 0:
+                i, j = divmod(int(score.argmax()), score.shape[1])
+                tracks[open_ids[j]].append((f, i))
+                taken.add(i)
+                score[i, :] = -1
+                score[:, j] = -1
+        tracks += [[(f, i)] for i in range(frame.shape[0]) if i not in taken]
+    return tracks
+
+
+def _track_weight(
+    track: list[tuple[int, int]], boxes: list[torch.Tensor], scores: list[torch.Tensor]
+) -> float:
+    """Evidence of a track: each box's score times (1 + its IoU with the track's previous box),
+    so a steady actor outweighs flicker that wanders from place to place (ripples, dust)."""
+    total, prev = 0.0, None
+    for f, i in track:
+        box = boxes[f][i]
+        steady = 0.0
+        if prev is not None:
+            lt, rb = torch.maximum(box[:2], prev[:2]), torch.minimum(box[2:], prev[2:])
+            inter = float((rb - lt).clamp(min=0).prod())
+            union = float((box[2:] - box[:2]).prod() + (prev[2:] - prev[:2]).prod()) - inter
+            steady = inter / max(union, 1e-6)
+        total += float(scores[f][i]) * (1 + steady)
+        prev = box
+    return total
+
+
+def robust_cluster_boxes(
+    boxes_per_frame: Sequence[torch.Tensor],
+    height: int,
+    width: int,
+    scores_per_frame: Sequence[torch.Tensor] | None = None,
+    hold: int = 2,
+    max_gap: int = 3,
+    reach: float = 0.75,
+    attach: float = 0.25,
+    blowup: float = 3.0,
+    margin: float = 0.15,
+    min_box_size: float = 10.0,
+    grown_box_size: float = 100.0,
+) -> ClusteredBoxes:
+    """One spotlight box per frame that one false box cannot blow up (the default chain).
+
+    1. Boxes are linked over time into tracks: each track predicts its next box from its last
+       velocity; a box joins the track whose prediction it overlaps, else whose predicted
+       centre lies within `reach` x the box's smaller side per elapsed frame (gaps of up to
+       `max_gap` frames).
+    2. The *main track* has the largest evidence: the sum of its boxes' scores (1 each
+       without scores), each counted up to twice as the box overlaps the track's previous
+       one, so a persistent, steady actor beats flicker that comes, goes and wanders. An
+       actor that moves fast breaks its track: the heaviest tracks (at least a quarter of the
+       main one's evidence) that start after it ends, or end before it starts, continue it.
+    3. Per frame, the main track's box is kept unless its area exceeds `blowup` x the largest
+       of the track's boxes in the two frames either side (a box inconsistent with its track);
+       other boxes are kept when they touch the kept box grown by `attach` x its size on each
+       side (parts of the same actor: a mower and its pusher).
+    4. A frame without a kept box borrows its neighbours' boxes (the union of the nearest kept
+       box before and after, or the nearest one at the ends): never the whole frame.
+    5. Each frame's box is the union over frames `t - hold .. t + hold` (absorbs a part missed
+       in one frame), grown by `margin` x its size on each side (what moves is often only part
+       of the actor: arms, not the legs); a box narrower or shorter than `min_box_size` grows to
+       `grown_box_size`.
+    With no box in any frame, every frame is the whole frame (`fallback=True`).
+
+    Args:
+        boxes_per_frame: N tensors `[K_i, 4]` of `[x1, y1, x2, y2]` pixels.
+        height, width: frame size in pixels.
+        scores_per_frame: optional N tensors `[K_i]` of confidences (0..1).
+
+    Returns:
+        `ClusteredBoxes`: `boxes` `[N, 4]` float32; `cluster_ids` `[N]`: 0 where the main
+        track (or an attached box) was seen, -1 where the box was borrowed.
+    """
+    n = len(boxes_per_frame)
+    if n == 0:
+        raise ValueError("robust_cluster_boxes needs at least one frame")
+    if height < 1 or width < 1:
+        raise ValueError(f"robust_cluster_boxes needs a positive frame size, got {width}x{height}")
+    boxes = []
+    for i, b in enumerate(boxes_per_frame):
+        b = torch.as_tensor(b).detach().to("cpu", torch.float64)
+        if b.numel() % 4:
+            raise ValueError(f"frame {i}: boxes must be [K, 4], got shape {tuple(b.shape)}")
+        boxes.append(b.reshape(-1, 4))
+    if scores_per_frame is None:
+        scores = [torch.ones(b.shape[0], dtype=torch.float64) for b in boxes]
+    else:
+        scores = [
+            torch.as_tensor(s).detach().to("cpu", torch.float64).reshape(-1)
+            for s in scores_per_frame
+        ]
+        if len(scores) != n or any(
+            s.shape[0] != b.shape[0] for s, b in zip(scores, boxes, strict=True)
+        ):
+            raise ValueError("robust_cluster_boxes: scores_per_frame must match boxes_per_frame")
+    whole = whole_frame_box(height, width).double()
+    if not any(b.shape[0] for b in boxes):
+        return ClusteredBoxes(
+            whole.float().expand(n, 4).clone(), torch.full((n,), -1, dtype=torch.long), True
+        )
+
+    tracks = _link_tracks(boxes, max_gap, reach)
+    weight = [_track_weight(tr, boxes, scores) for tr in tracks]
+    order = sorted(range(len(tracks)), key=weight.__getitem__, reverse=True)
+    main = list(tracks[order[0]])
+    # an actor that moves fast or leaves the frame breaks its track: the heaviest track that
+    # starts after (ends before) the chain continues it, until no track is left on that side
+    for t in order[1:]:
+        if weight[t] < 0.25 * weight[order[0]]:
+            break
+        if tracks[t][0][0] > main[-1][0] or tracks[t][-1][0] < main[0][0]:
+            main = sorted(main + tracks[t])
+    kept: list[torch.Tensor | None] = [None] * n
+    areas = torch.tensor([float((boxes[f][i][2:] - boxes[f][i][:2]).prod()) for f, i in main])
+    for k, (f, i) in enumerate(main):
+        others = torch.cat([areas[max(0, k - 2) : k], areas[k + 1 : k + 3]])
+        if others.numel() >= 2 and float(areas[k]) > blowup * float(others.max()):
+            continue  # inconsistent with its track: drop before the union
+        kept[f] = boxes[f][i]
+    for f in range(n):
+        anchor = kept[f]
+        if anchor is None:
+            continue
+        grow = (anchor[2:] - anchor[:2]) * attach
+        zone = torch.cat([anchor[:2] - grow, anchor[2:] + grow])
+        touch = (boxes[f][:, :2] < zone[2:]).all(1) & (boxes[f][:, 2:] > zone[:2]).all(1)
+        if bool(touch.any()):
+            kept[f] = _union(torch.cat([anchor[None], boxes[f][touch]]))
+    seen = [f for f in range(n) if kept[f] is not None]
+    if not seen:  # every box of the main track was dropped: keep them after all
+        for f, i in main:
+            kept[f] = boxes[f][i]
+        seen = [f for f, _ in main]
+    ids = torch.tensor([0 if kept[f] is not None else -1 for f in range(n)], dtype=torch.long)
+    filled: list[torch.Tensor] = []
+    for f in range(n):
+        if kept[f] is not None:
+            filled.append(kept[f])
+            continue
+        before = [g for g in seen if g < f]
+        after = [g for g in seen if g > f]
+        near = ([kept[before[-1]]] if before else []) + ([kept[after[0]]] if after else [])
+        filled.append(_union(torch.stack(near)))
+    stacked = torch.stack(filled)
+    out = torch.stack([_union(stacked[max(0, f - hold) : f + hold + 1]) for f in range(n)])
+    grow = (out[:, 2:] - out[:, :2]) * margin
+    out = torch.cat([out[:, :2] - grow, out[:, 2:] + grow], 1)
+    out = torch.stack([_grow_small(b, min_box_size, grown_box_size, height, width) for b in out])
+    limits = torch.tensor([width, height, width, height], dtype=out.dtype)
+    out = torch.minimum(out.clamp(min=0), limits)
+    return ClusteredBoxes(out.float(), ids, False)

@@ -14,7 +14,14 @@ import torch
 
 from .. import comfy_bridge
 from .base import MLLM, Answer, GenerationOptions
-from .protocol import Route, Stream, extract_action_objects, final_prompt, route_question
+from .protocol import (
+    Route,
+    Stream,
+    extract_action_objects,
+    final_prompt,
+    route_frames,
+    route_question,
+)
 
 DRY_RUN_HINT = (
     "No MLLM configured: set a model folder (--model PATH) or an OpenAI-compatible server "
@@ -84,6 +91,7 @@ def answer_info(answer: Answer, route: Route, streams: list[Stream], **more: obj
             "repetition": route.repetition,
             "source": route.source,
             "label": route.label,
+            "fallback": route.fallback,
         },
         "streams": [s.kind for s in streams],
         **answer.to_dict(),
@@ -101,15 +109,20 @@ def answer_video(
     detector=None,
     padding: float = 20.0,
     darken: float = 0.9,
+    route_frame_count: int = 0,
 ) -> tuple[Answer, str]:
-    """MotionSight end to end on a `VideoClip`: returns the answer and its JSON info."""
+    """MotionSight end to end on a `VideoClip`: returns the answer and its JSON info.
+
+    `route_frame_count` frames (spread over the sampled ones) go with the routing request when
+    the MLLM routes an unlabelled question; 0 sends the question alone.
+    """
     from ..detect import load_detector
     from ..detect.tracking import detect_and_track, spotlight_boxes_from_detections
     from ..kernels import crop_to_boxes, spotlight_boxes
     from ..video import render_motion_trails
 
     frames = clip.frames()
-    route = route_question(question, label, handle.model)
+    route = route_question(question, label, handle.model, route_frames(frames, route_frame_count))
     more: dict[str, object] = {}
     if route.branch == "camera":
         streams = [Stream("motion_trails", render_motion_trails(clip))]

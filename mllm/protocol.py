@@ -185,13 +185,101 @@ def extract_action_objects(
 
 CAMERA_LABELS = {"camera", "camera motion", "cm"}
 REPETITION_LABELS = {"repetition", "repetition count", "rc"}
-_CAMERA_WORDS = re.compile(
-    r"\b(camera|cameraman|shot|lens|pan(s|ning|ned)?|tilt(s|ing|ed)?|zoom(s|ing|ed)?|dolly|"
-    r"truck(ing)?|pedestal|orbit(s|ing)?|handheld|viewpoint|perspective|footage|filmed|filming)\b",
+
+# --- benchmark wrappers: text that a benchmark's script puts around every question, whatever it
+# asks. FAVOR-Bench's reference prompt names "the camera motions" for every task type, so a router
+# that reads it sends every FAVOR question to the camera branch.
+_WRAPPERS = (
+    re.compile(  # FAVOR-Bench (inference_qa_qwen.py), tolerant of spacing and a missing word
+        r"carefully watch the video and pay attention to [^.]*?\.\s*based on your observations,?"
+        r"\s*select the best option that accurately addresses the question\.?",
+        re.I | re.S,
+    ),
+    re.compile(r"you can only respon(?:se|d) with the answer among\s*\[.*?\]\s*$", re.I | re.S),
+    re.compile(  # MotionBench / lmms-eval style answer instructions
+        r"answer with the option'?s letter from the given choices directly\.?", re.I
+    ),
+    re.compile(r"(?:please\s+)?answer only the answer letter[^.\n]*\.?", re.I),
+)
+_FAVOR_OPTIONS = re.compile(r"answer among\s*(\[.*?\])\s*$", re.I | re.S)
+
+
+def strip_benchmark_wrappers(question: str) -> str:
+    """The question without the instructions a benchmark wraps around every question.
+
+    FAVOR-Bench's "Carefully watch the video ... focusing on the camera motions, actions ...
+    select the best option that accurately addresses the question." and "You can only response
+    with the answer among [...]" (its options, which are kept as lettered lines), and
+    MotionBench-style "Answer with the option's letter ..." lines. What remains is the question
+    (and its options) as a person would ask it.
+    """
+    text = question
+    options: list[str] = []
+    found = _FAVOR_OPTIONS.search(text)
+    if found:
+        try:
+            import ast
+
+            parsed = ast.literal_eval(found.group(1))  # a list of strings, never code
+            options = [str(o) for o in parsed] if isinstance(parsed, list | tuple) else []
+        except (ValueError, SyntaxError):
+            options = []
+    for wrapper in _WRAPPERS:
+        text = wrapper.sub(" ", text)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines += [f"{chr(ord('A') + k)}. {o}" for k, o in enumerate(options)]
+    return "\n".join(lines)
+
+
+# --- keyword rules. The camera is the subject of the motion (not "towards the camera"), or a
+# camera-only term (zoom in, dolly, tracking shot); words that name objects too ("truck", "pan",
+# "shot", "tilt his head") count only in a camera sense.
+_TOWARDS_CAMERA = re.compile(
+    r"\bcamera (?:operator|crew|person|people|bag|phone)s?\b|"
+    r"\b(?:at|to|toward|towards|into|away from|facing|from|past|behind|in front of|"
+    r"closer to|near|with)\s+(?:the\s+)?(?:camera|lens|viewer)\b",
+    re.I,
+)
+_CAMERA_PATTERNS = re.compile(
+    r"\b(?:camera|cameraman|camerawork|videographer|lens|viewpoint|point of view|perspective|"
+    r"field of view|framing)\b"
+    r"|\b(?:shooting|filming) (?:angle|direction|technique|style)\b"
+    r"|\b(?:shot|footage|view|frame|scene|picture|image)s? (?:move|moves|moved|moving|pan|pans|"
+    r"panning|tilt|tilts|tilting|zoom|zooms|zooming|rotate|rotates|rotating|shift|shifts|"
+    r"shifting|change|changes|changing|shake|shakes|shaking|track|tracks|tracking|follow|"
+    r"follows|following)\b"
+    r"|\b(?:zoom|zooms|zoomed|zooming) (?:in|out|into|away)\b|\bzoom(?:s|ed|ing)?\b"
+    r"|\b(?:pan|pans|panned|panning|tilt|tilts|tilted|tilting|truck|trucks|trucked|trucking|"
+    r"dolly|dollies|dollying|pedestal|pedestals|crane|cranes|craning|boom|booms|booming)"
+    r"(?:\s+(?:the\s+)?(?:shot|view|camera))?\s+(?:left|right|up|down|upward|upwards|downward|"
+    r"downwards|in|out|forward|forwards|backward|backwards|across|around|leftward|rightward|"
+    r"clockwise|counterclockwise|counter-clockwise)\b"
+    r"|\b(?:panning|dolly|tracking|crane|aerial|handheld|hand-held|static|fixed|steady|"
+    r"stationary|still|locked-off|drone|establishing|follow|following|orbit|orbiting|"
+    r"pov|first-person|close-up|wide|long|medium|overhead|bird's-eye|low-angle|high-angle) "
+    r"(?:shot|shots|camera|view|footage|angle)\b"
+    r"|\b(?:orbit|orbits|orbiting|arc|arcs|arcing) (?:around|round|shot)\b"
+    r"|\b(?:filmed|filming|shot|recorded|captured) (?:from|with|by|using|in a)\b"
+    r"|\bshot (?:type|size|scale|composition|transition)\b"
+    r"|\b(?:cinematograph\w*|camera movement|camera motion|shooting method|drone)\b"
+    r"|\b(?:is|was) (?:the|this) shot\b|\b(?:kind|type|sort) of shot\b"
+    r"|\bshot (?:is |was )?(?:static|moving|still|fixed|steady|stable|shaky)\b"
+    r"|\b(?:footage|scene|video|clip|sequence) (?:is |was )?(?:filmed|shot|recorded|captured)\b"
+    r"|\bhow does the view\b|\bthe view (?:of|from) [\w ]{1,30}? (?:change|changes|move|moves|"
+    r"shift|shifts|rotate|rotates)\b",
+    re.I,
+)
+_SHORT_CAMERA_OPTION = re.compile(  # "Static", "Pan left", "Zoom in" as a whole option
+    r"^\W*(?:the camera )?(?:is |remains |stays )?(?:static|stationary|still|fixed|no movement|"
+    r"pan\w*|tilt\w*|zoom\w*|dolly\w*|truck\w*|orbit\w*|rotat\w*|push\w* in|pull\w* (?:out|back))\b",
     re.I,
 )
 _REPETITION_WORDS = re.compile(
-    r"\b(how many times|how often|number of times|repetitions?|count)\b", re.I
+    r"\b(?:how many times|how often|number of times|times does|times did|repetitions?|"
+    r"count the|how many (?:jumps|steps|claps|laps|push-?ups|squats|swings|kicks|rotations|"
+    r"turns|reps|strokes|bounces|nods|waves|spins|flips|hops|punches|taps)|repeated(?:ly)? "
+    r"how many)\b",
+    re.I,
 )
 
 ROUTE_INSTRUCTION = (
@@ -201,26 +289,82 @@ ROUTE_INSTRUCTION = (
 )
 
 
+# a stem that asks about a person, animal or thing (the options' camera words then describe it)
+_OBJECT_SUBJECT = re.compile(
+    r"\b(?:man|woman|person|people|boy|girl|child|he|she|they|player|dog|cat|bird|car|truck|"
+    r"vehicle|ball|hand|hands|arm|head|animal|horse|someone|who)\b",
+    re.I,
+)
+
+
 @dataclass(frozen=True)
 class Route:
-    """The branch for a question: "camera" (motion trails) or "object" (spotlight)."""
+    """The branch for a question: "camera" (motion trails) or "object" (spotlight).
+
+    source: "label", "mllm" or "rules"; fallback: why the MLLM's judgement was not used when it
+    was asked (a failed call, or a reply that named neither branch), else "".
+    """
 
     branch: str
     repetition: bool
     source: str  # "label", "mllm" or "rules"
     label: str = ""
+    fallback: str = ""
+
+
+def _stem_and_options(question: str) -> tuple[str, list[str]]:
+    stem, options = [], []
+    for line in question.splitlines():
+        match = re.match(r"^\s*\(?([A-H])\s*[\).:]\s*(.*)$", line)
+        if match:
+            options.append(match.group(2))
+        else:
+            stem.append(line)
+    return " ".join(stem), options
 
 
 def route_by_rules(question: str) -> Route:
-    camera = bool(_CAMERA_WORDS.search(question))
-    return Route(
-        "camera" if camera else "object", bool(_REPETITION_WORDS.search(question)), "rules"
-    )
+    """Keyword rules on the question without benchmark wrappers.
+
+    Camera when the stem names the camera (or its view) as what moves, or a camera-only
+    movement ("zoom in", "pans left", "tracking shot"); when the stem says neither (e.g. "What
+    happens in the video?"), camera when most options describe camera movement. Everything
+    else is object motion. Repetition: "how many times", "count the ...", ...
+    """
+    core = strip_benchmark_wrappers(question)
+    stem, options = _stem_and_options(core)
+    text = _TOWARDS_CAMERA.sub(" ", stem)
+    camera = bool(_CAMERA_PATTERNS.search(text))
+    if not camera and options:
+        camera_options = sum(
+            bool(
+                _CAMERA_PATTERNS.search(_TOWARDS_CAMERA.sub(" ", o))
+                or _SHORT_CAMERA_OPTION.search(o)
+            )
+            for o in options
+        )
+        camera = camera_options * 2 > len(options) and not _OBJECT_SUBJECT.search(text)
+    return Route("camera" if camera else "object", bool(_REPETITION_WORDS.search(stem)), "rules")
 
 
-def route_question(question: str, label: str = "", mllm: MLLM | None = None) -> Route:
-    """A given label wins (ours, MotionBench's `question_type` or FAVOR's `task_type`); "auto" or
-    empty asks the MLLM (one short greedy reply), falling back to keyword rules."""
+def _branch_word(text: str) -> str | None:
+    """ "camera" or "object" from a routing reply (first of the two named), else None."""
+    found = re.search(r"\b(camera|object|objects)\b", text.lower())
+    if not found:
+        return None
+    return "camera" if found.group(1) == "camera" else "object"
+
+
+def route_question(
+    question: str,
+    label: str = "",
+    mllm: MLLM | None = None,
+    frames: torch.Tensor | None = None,
+) -> Route:
+    """A given label wins (ours, MotionBench's `question_type` or FAVOR's `task_type`); "auto"
+    or empty asks the MLLM (one short greedy reply) with the question stripped of benchmark
+    wrappers and, when `frames` `[K, H, W, 3]` are given, those frames; a failed call or a
+    reply naming neither branch falls back to the keyword rules, recorded in `fallback`."""
     clean = label.strip()
     key = clean.lower()
     rules = route_by_rules(question)
@@ -228,17 +372,30 @@ def route_question(question: str, label: str = "", mllm: MLLM | None = None) -> 
         if key in CAMERA_LABELS:
             return Route("camera", False, "label", clean)
         return Route("object", key in REPETITION_LABELS, "label", clean)
-    if mllm is not None:
-        reply = mllm.generate(
-            Prompt((ROUTE_INSTRUCTION.replace("{question}", question.strip()),)),
-            GenerationOptions(max_new_tokens=4),
-        )
-        word = reply.text.strip().lower()
-        if word.startswith("camera") or word.startswith("object"):
-            return Route(
-                "camera" if word.startswith("camera") else "object", rules.repetition, "mllm"
-            )
-    return rules
+    if mllm is None:
+        return rules
+    parts: list[str | torch.Tensor] = []
+    for i, frame in enumerate(frames if frames is not None else []):
+        parts += [f"Frame{i}: ", frame, "\n"]
+    parts.append(ROUTE_INSTRUCTION.replace("{question}", strip_benchmark_wrappers(question)))
+    try:
+        reply = mllm.generate(Prompt(tuple(parts)), GenerationOptions(max_new_tokens=4))
+    except Exception as exc:  # noqa: BLE001 - any failed routing call falls back to the rules
+        reason = f"routing call failed ({type(exc).__name__}: {str(exc)[:200]}): keyword rules"
+        return Route(rules.branch, rules.repetition, "rules", fallback=reason)
+    word = _branch_word(reply.text)
+    if word is None:
+        reason = f"routing reply {reply.text.strip()[:40]!r} names neither branch: keyword rules"
+        return Route(rules.branch, rules.repetition, "rules", fallback=reason)
+    return Route(word, rules.repetition, "mllm")
+
+
+def route_frames(frames: torch.Tensor, count: int) -> torch.Tensor | None:
+    """`count` frames spread evenly over `frames` `[N, H, W, 3]` for the routing request (None for 0)."""
+    if count <= 0 or frames.shape[0] == 0:
+        return None
+    index = torch.linspace(0, frames.shape[0] - 1, min(count, frames.shape[0])).round().long()
+    return frames[index]
 
 
 def parse_route(text: str) -> Route:
@@ -248,7 +405,8 @@ def parse_route(text: str) -> Route:
         try:
             data = json.loads(text)
             return Route(str(data["branch"]), bool(data.get("repetition", False)),
-                         str(data.get("source", "given")), str(data.get("label", "")))  # fmt: skip
+                         str(data.get("source", "given")), str(data.get("label", "")),
+                         str(data.get("fallback", "")))  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
                 f"route input is not Route Question's info JSON: {text[:80]!r}"

@@ -25,7 +25,8 @@ def _device(choice: str) -> torch.device:
 class MotionSightLoadDetector:
     DESCRIPTION = (
         "Choose the detector that finds the action objects. 'motion' needs no weights (it boxes what "
-        "moves after compensating the camera's motion); 'grounding_dino' and 'owlv2' are open-vocabulary "
+        "moves after compensating the camera's motion, plus OpenCV's HOG people boxes when the objects name a "
+        "person, so a person whose legs stand still is boxed whole); 'grounding_dino' and 'owlv2' are open-vocabulary "
         "transformers models loaded from a folder (or a name under models/<kind>); 'hog_people' is "
         "OpenCV's built-in people detector."
     )
@@ -202,8 +203,11 @@ class MotionSightDetectAndTrack:
 
 class MotionSightSpotlightBoxes:
     DESCRIPTION = (
-        "Turn per-frame object boxes into one spotlight box per frame (MotionSight's temporal clustering). "
-        "With no detections at all every frame is the whole frame, reported as fallback in the info."
+        "Turn per-frame object boxes into one spotlight box per frame. Default 'robust': the main track "
+        "(the steadiest, most confident mover), boxes inconsistent with it dropped, frames without a box "
+        "borrowing their neighbours' box; 'reference': MotionSight's temporal clustering rule for rule "
+        "(METHOD.md), where one false box can widen a whole cluster. With no detections at all every "
+        "frame is the whole frame, reported as fallback in the info."
     )
     CATEGORY = CATEGORY
     FUNCTION = "cluster"
@@ -266,7 +270,19 @@ class MotionSightSpotlightBoxes:
                         "tooltip": "Size (px) such small boxes grow to (100).",
                     },
                 ),
-            }
+            },
+            "optional": {
+                "clustering": (
+                    ["robust", "reference"],
+                    {
+                        "default": "robust",
+                        "tooltip": "robust (default, measures better on real clips: smaller spotlight, "
+                        "one false box cannot blow it up): main track, outliers dropped, empty frames "
+                        "borrow neighbours. reference: the paper's rules (momentum, distance ratio and "
+                        "cluster size apply only here).",
+                    },
+                )
+            },
         }
 
     def cluster(
@@ -277,9 +293,11 @@ class MotionSightSpotlightBoxes:
         min_cluster_size,
         min_box_size,
         grown_box_size,
+        clustering: str = "robust",
     ):
         result = spotlight_boxes_from_detections(
             detections,
+            mode=clustering,
             momentum=momentum,
             distance_ratio=distance_ratio,
             min_cluster_size=min_cluster_size,
@@ -289,6 +307,7 @@ class MotionSightSpotlightBoxes:
         info = {
             "fallback": bool(result.fallback),
             "reason": "no detections in any frame: whole frame" if result.fallback else "",
+            "clustering": clustering,
             "cluster_ids": [int(c) for c in result.cluster_ids.tolist()],
             "detector": detections.info.get("detector"),
         }

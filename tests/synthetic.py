@@ -40,6 +40,7 @@ def make_video(
     num_objects: int = 1,
     object_size: float = 0.22,
     seed: int = 0,
+    ripples: float = 0.0,
 ) -> SyntheticVideo:
     """Render a synthetic clip.
 
@@ -48,15 +49,22 @@ def make_video(
             width over the clip), "zoom" (the view narrows to 80% of the background) or
             "parallax" (a camera flying sideways over uneven ground: each row slides by an
             amount that grows with the cube of its height in the image, up to ~25% of the
-            width at the bottom, which no homography explains).
+            width at the bottom, which no homography explains), "panzoom" (pan and zoom at
+            once), or "shake" (a handheld camera: a random jolt of up to ~3% of the frame and
+            1.5 degrees in every frame).
         num_objects: 1 or 2 objects; object 0 crosses left to right, object 1 right to left lower.
-        object_size: object height as a fraction of the frame height (width is 1.4x that).
+        object_size: object height as a fraction of the frame height (width is 1.4x that);
+            0.113 gives an object of 1% of the frame.
+        ripples: fraction of the frame height, at the bottom, covered by water-like dynamic
+            texture (interfering waves whose phases change at random in every frame: motion
+            everywhere, consistent nowhere); 0: none.
 
     Returns:
         SyntheticVideo with frames `[N, H, W, 3]` and true boxes `[N, num_objects, 4]`.
     """
-    if camera not in ("static", "pan", "zoom", "parallax"):
-        raise ValueError(f"camera must be static, pan, zoom or parallax, got {camera!r}")
+    cameras = ("static", "pan", "zoom", "parallax", "panzoom", "shake")
+    if camera not in cameras:
+        raise ValueError(f"camera must be one of {cameras}, got {camera!r}")
     g = torch.Generator().manual_seed(seed)
     # the world is larger than the view so a panning camera always sees background
     world_h, world_w = int(height * 1.3), int(width * 1.3)
@@ -69,9 +77,14 @@ def make_video(
             torch.full_like(t, world_h / 2),
             torch.ones_like(t),
         )
-    elif camera == "pan":
+    elif camera in ("pan", "panzoom"):
         cx = world_w / 2 + (t - 0.5) * 0.12 * width
         cy = world_h / 2 + (t - 0.5) * 0.06 * height
+        scale = 1.0 - 0.2 * t if camera == "panzoom" else torch.ones_like(t)
+    elif camera == "shake":
+        jolt = (torch.rand(num_frames, 2, generator=g) - 0.5) * 0.06
+        cx = world_w / 2 + jolt[:, 0] * width
+        cy = world_h / 2 + jolt[:, 1] * height
         scale = torch.ones_like(t)
     else:
         cx, cy = torch.full_like(t, world_w / 2), torch.full_like(t, world_h / 2)
@@ -82,6 +95,11 @@ def make_video(
     theta[:, 1, 1] = scale * height / world_h
     theta[:, 0, 2] = (cx / world_w) * 2 - 1
     theta[:, 1, 2] = (cy / world_h) * 2 - 1
+    if camera == "shake":  # a small roll too
+        angle = (torch.rand(num_frames, generator=g) - 0.5) * (3.0 * torch.pi / 180)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+        theta[:, :, :2] = rot @ theta[:, :, :2]
     grid = F.affine_grid(theta, [num_frames, 3, height, width], align_corners=False)
     if camera == "parallax":  # nearer (lower) rows slide farther: x offset ~ t * row^3
         rows = ((grid[..., 1] + 1) / 2).clamp(0, 1)
@@ -90,6 +108,18 @@ def make_video(
         world.expand(num_frames, -1, -1, -1), grid, mode="bilinear", align_corners=False
     )
 
+    if ripples > 0:  # dynamic texture at the bottom: waves with fresh random phases per frame
+        top = int(height * (1 - ripples))
+        yy = torch.arange(height - top).float()[:, None]
+        xx = torch.arange(width).float()[None, :]
+        for i in range(num_frames):
+            wave = torch.zeros(height - top, width)
+            for _ in range(6):
+                k = torch.rand(2, generator=g) * 0.5 + 0.1
+                phase = float(torch.rand(1, generator=g)) * 6.283
+                wave += torch.sin(k[0] * xx + k[1] * yy * 2 + phase)
+            water = 0.45 + 0.08 * wave[None] * torch.tensor([0.6, 0.8, 1.0])[:, None, None]
+            frames[i, :, top:] = water.clamp(0, 1)
     oh = object_size * height
     ow = 1.4 * oh
     paths = [

@@ -1,0 +1,110 @@
+"""Spotlight quality on the real clips against hand labels (tests/data/spotlight_labels.json) and
+on synthetic scenarios: the default ("robust") chain against METHOD.md's reference clustering.
+
+Detection runs once per clip (session cache); both clusterings score the same detections, so
+the comparison isolates the clustering. The detector gets each clip's action
+objects (what an MLLM names; a person there turns on HOG people boxes). Thresholds are the
+issue's targets where bench/bench_spotlight.py meets them (diving_board, stairs_pet, lawn_mowing,
+synthetic pan+zoom, shake, 1% object) and regression guards elsewhere: the jeep is held but the
+streaming ground is boxed with it, and the far cars of the slow train barely move.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from spotlight_truth import LABELS as LABELS_FILE
+from spotlight_truth import load_labels, score_spotlight
+from synthetic import make_video, sampled_frames
+
+from motionsight.detect import detect_and_track, load_detector, spotlight_boxes_from_detections
+from motionsight.kernels.clustering import robust_cluster_boxes
+
+LABELS = load_labels()
+ACTION_OBJECTS = {
+    clip: c["action_objects"] for clip, c in json.loads(LABELS_FILE.read_text())["clips"].items()
+}
+
+
+@pytest.fixture(scope="session")
+def clip_detections(sample_videos_dir):
+    detector = load_detector("motion")
+    return {
+        clip: detect_and_track(
+            sampled_frames(sample_videos_dir / f"{clip}.mp4"), ACTION_OBJECTS[clip], detector
+        )
+        for clip in LABELS
+    }
+
+
+def _score(detections, clip: str, mode: str):
+    spot = spotlight_boxes_from_detections(detections, mode=mode).boxes
+    return score_spotlight(spot, LABELS[clip], detections.height, detections.width, mode=mode)
+
+
+def test_robust_spotlight_is_smaller_than_the_reference_where_detection_overreaches(
+    clip_detections,
+):
+    for clip in ("desert_vehicles_aerial", "stairs_pet", "diving_board"):
+        robust = _score(clip_detections[clip], clip, "robust")
+        reference = _score(clip_detections[clip], clip, "reference")
+        assert robust.area < 0.75 * reference.area, (clip, robust, reference)
+
+
+@pytest.mark.parametrize(
+    "clip, held, ratio",
+    [
+        ("stairs_pet", 16, 2.0),
+        ("lawn_mowing", 16, 2.0),
+        ("diving_board", 16, 2.0),  # HOG boxes the standing diver whole
+        ("desert_vehicles_aerial", 16, None),  # held, but 5x the oracle: the ground is boxed too
+    ],
+)
+def test_robust_spotlight_holds_the_actor(clip_detections, clip, held, ratio):
+    score = _score(clip_detections[clip], clip, "robust")
+    assert score.held >= held, score
+    if ratio is not None:
+        assert score.area <= ratio * score.oracle, score
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [{"camera": "panzoom"}, {"camera": "shake"}, {"object_size": 0.113}],
+    ids=["pan+zoom", "shake", "1% object"],
+)
+def test_synthetic_scenarios_hold_the_object_within_twice_the_oracle(scenario):
+    detector = load_detector("motion")
+    video = make_video(seed=0, **scenario)
+    h, w = video.frames.shape[1:3]
+    spot = spotlight_boxes_from_detections(detect_and_track(video.frames, "", detector)).boxes
+    score = score_spotlight(spot, video.boxes[:, 0], h, w)
+    assert score.held >= 15 and score.area <= 2 * score.oracle, score
+
+
+def test_one_false_box_cannot_blow_up_the_spotlight_and_empty_frames_borrow():
+    actor = [torch.tensor([[100.0 + 5 * i, 100, 160 + 5 * i, 200]]) for i in range(8)]
+    actor[3] = torch.cat([actor[3], torch.tensor([[0.0, 0, 20, 20]])])  # a far false box
+    actor[5] = torch.tensor([[0.0, 0, 640, 480]])  # the whole frame moved: a blow-up
+    actor[0] = torch.zeros(0, 4)  # nothing found in the first frame
+    out = robust_cluster_boxes(actor, 480, 640, margin=0.0, hold=0)
+    assert not out.fallback
+    for i in (1, 2, 3, 4, 6, 7):  # the actor's own box; the false box is not in the union
+        assert out.boxes[i].tolist() == actor[i][0].tolist(), i
+    assert float(out.boxes[5, 2] - out.boxes[5, 0]) < 100  # borrowed from frames 4 and 6
+    assert out.boxes[0].tolist() == actor[1][0].tolist()  # borrowed, not the whole frame
+
+
+def test_person_prompts_add_people_boxes_and_small_frames_only_skip_them():
+    detector = load_detector("motion")
+    video = make_video(seed=0)
+    found = detector.detect(
+        torch.nn.functional.interpolate(video.frames.permute(0, 3, 1, 2), size=(72, 128)).permute(
+            0, 2, 3, 1
+        ),
+        ["person"],
+    )
+    assert found.info["people"].startswith("skipped: hog_people: frames of 128x72")
+    plain = detector.detect(video.frames, ["train"])
+    assert "people" not in plain.info and {"moving"} >= {lab for f in plain.labels for lab in f}
