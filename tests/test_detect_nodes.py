@@ -42,6 +42,7 @@ OBJECT_SPOTLIGHT = {
             "min_cluster_size": 3,
             "min_box_size": 10,
             "grown_box_size": 100,
+            "clustering": "robust",
         },
         "_meta": {"title": "Spotlight Boxes"},
     },
