@@ -1,0 +1,87 @@
+"""The engine honours ComfyUI's lazy inputs: only the branch a node asks for runs."""
+
+from __future__ import annotations
+
+from motionsight.engine import Executor
+
+
+class Number:
+    RETURN_TYPES = ("NUMBER",)
+    FUNCTION = "make"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 1})}}
+
+    def make(self, value):
+        return (value,)
+
+
+class Pick:
+    """Returns `a` or `b` by `which`; asks for `b` only once `a` is known (two rounds) when `which` is 'sum'."""
+
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("NUMBER",)
+    FUNCTION = "pick"
+    asked: list = []
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {"which": (["a", "b", "sum", "none"],)},
+            "optional": {"a": ("NUMBER", {"lazy": True}), "b": ("NUMBER", {"lazy": True})},
+        }
+
+    def check_lazy_status(self, which, a=None, b=None):
+        Pick.asked.append((which, a, b))
+        if which == "sum":
+            return ["a"] if a is None else (["b"] if b is None else [])
+        return [which] if which in ("a", "b") else []
+
+    def pick(self, which, a=None, b=None):
+        if which == "sum":
+            return (a + b,)
+        return ({"a": a, "b": b}.get(which),)
+
+
+class NoCheck(Pick):
+    check_lazy_status = None
+
+
+NODES = {"Number": Number, "Pick": Pick, "NoCheck": NoCheck}
+
+
+def prompt(which: str, picker: str = "Pick") -> dict:
+    return {
+        "1": {"class_type": "Number", "inputs": {"value": 10}},
+        "2": {"class_type": "Number", "inputs": {"value": 20}},
+        "3": {"class_type": picker, "inputs": {"which": which, "a": ["1", 0], "b": ["2", 0]}},
+    }
+
+
+def test_only_the_asked_branch_runs_and_the_rest_stays_cached():
+    ex = Executor(NODES, quiet=True)
+    Pick.asked.clear()
+    result = ex.run(prompt("b"))
+    assert result.output("3").result == (20,)
+    assert result.executed == ["2", "3"]
+    # unevaluated lazy inputs arrive as None; asked again once `b` is there (as ComfyUI does)
+    assert Pick.asked == [("b", None, None), ("b", None, 20)]
+    again = ex.run(prompt("b"))
+    assert again.executed == [] and again.cached == ["2", "3"]
+    other = ex.run(prompt("a"))
+    assert other.output("3").result == (10,) and other.executed == ["1", "3"]
+
+
+def test_check_lazy_status_is_asked_again_until_it_needs_nothing_new():
+    Pick.asked.clear()
+    result = Executor(NODES, quiet=True).run(prompt("sum"))
+    assert result.output("3").result == (30,)
+    assert Pick.asked == [("sum", None, None), ("sum", 10, None), ("sum", 10, 20)]
+    none = Executor(NODES, quiet=True).run(prompt("none"))
+    assert none.output("3").result == (None,) and none.executed == ["3"]
+
+
+def test_a_lazy_input_without_check_lazy_status_is_never_evaluated():
+    result = Executor(NODES, quiet=True).run(prompt("a", "NoCheck"))
+    assert result.executed == ["3"] and result.output("3").result == (None,)
