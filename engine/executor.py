@@ -223,16 +223,18 @@ class Executor:
         """A node's cache key: its class, literal inputs, IS_CHANGED and its upstream.
 
         A linked input counts by its value when that value is plain data (strings, numbers,
-        ...: cheap to compare), else by the upstream node's own key; a lazy input not evaluated
-        yet counts by its upstream's static key (computed from the graph alone).
+        ...: cheap to compare), else by the upstream node's own key; a lazy input counts by its
+        upstream's static key (from the graph alone), evaluated or not, so that the key does not
+        depend on what else ran first.
         """
         class_type = plan.prompt[node_id]["class_type"]
         cls = self.node_classes[class_type]
         literals = plan.literals[node_id]
         identity = node_id if _has_identity(cls, class_type) else None
         linked = []
+        lazy = run.lazy_inputs(self.node_classes, node_id)
         for name, (src, slot) in sorted(plan.links[node_id].items()):
-            if src not in values:
+            if name in lazy or src not in values:  # lazy: the same key whether evaluated or not
                 linked.append((name, ("static", self._static_key(run, src), slot)))
                 continue
             outputs = values[src].outputs

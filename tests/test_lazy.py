@@ -48,7 +48,20 @@ class NoCheck(Pick):
     check_lazy_status = None
 
 
-NODES = {"Number": Number, "Pick": Pick, "NoCheck": NoCheck}
+class Echo:
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("NUMBER",)
+    FUNCTION = "echo"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"x": ("NUMBER",)}}
+
+    def echo(self, x):
+        return (x,)
+
+
+NODES = {"Number": Number, "Pick": Pick, "NoCheck": NoCheck, "Echo": Echo}
 
 
 def prompt(which: str, picker: str = "Pick") -> dict:
@@ -85,3 +98,42 @@ def test_check_lazy_status_is_asked_again_until_it_needs_nothing_new():
 def test_a_lazy_input_without_check_lazy_status_is_never_evaluated():
     result = Executor(NODES, quiet=True).run(prompt("a", "NoCheck"))
     assert result.executed == ["3"] and result.output("3").result == (None,)
+
+
+def test_a_lazy_nodes_key_does_not_depend_on_its_branch_having_run_first():
+    ex = Executor(NODES, quiet=True)
+    ex.run(prompt("b"))
+    both = prompt("b")
+    both["0"] = {"class_type": "Echo", "inputs": {"x": ["2", 0]}}  # "2" now runs before "3"
+    again = ex.run(both, output_nodes=["0", "3"])
+    assert "3" in again.cached and "3" not in again.executed
+
+
+def test_the_routed_workflow_computes_only_the_branch_of_the_question(sample_videos_dir, tmp_path):
+    import motionsight
+    from motionsight.engine import load_workflow, run_workflow
+    from motionsight.engine.cli_ask import WORKFLOW, ask_plan
+
+    ask_id, _ = ask_plan(load_workflow(WORKFLOW, motionsight.NODE_CLASS_MAPPINGS))
+    ex = Executor(motionsight.NODE_CLASS_MAPPINGS, quiet=True)
+
+    def ask(question: str, label: str) -> dict:
+        sets = {
+            "MotionSightLoadVideo.video": str(sample_videos_dir / "desert_train.mp4"),
+            "MotionSightLoadVideo.max_side": 96,
+            "MotionSightQuestion.question": question,
+            "MotionSightQuestion.label": label,
+        }
+        result = run_workflow(
+            WORKFLOW, sets, executor=ex, output_dir=tmp_path, output_nodes=[ask_id]
+        )
+        return {result.prompt[n]["class_type"] for n in result.executed}
+
+    camera = ask("How does the camera move?", "camera")
+    assert "MotionSightMotionTrails" in camera
+    assert not camera & {"MotionSightSpotlight", "MotionSightCrop", "MotionSightDetectAndTrack"}
+    obj = ask("What does the train do?", "object")
+    assert {"MotionSightSpotlight", "MotionSightDetectAndTrack"} <= obj
+    assert "MotionSightMotionTrails" not in obj and "MotionSightCrop" not in obj
+    assert ex.execution_counts["MotionSightLoadVideo"] == 1
+    assert not list(tmp_path.rglob("*.png"))  # no save node ran
