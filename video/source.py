@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..kernels.sampling import fixed_rate_indices, segment_midpoint_indices
+from ..kernels.trails import trail_windows
 
 # FFmpeg's and OpenCV's own messages ("moov atom not found", "backend ... can't be used to
 # capture by name") would print before the one-line error: every failure to open or decode is
@@ -564,16 +565,64 @@ class FrameBatch:
             yield frames
 
 
+class FrameCache:
+    """Decoded uint8 frames of one clip by frame index, at the clip's size; bounded.
+
+    Holds at most `capacity` frames (the trail windows of the samples): what is offered beyond
+    that is not kept. The frames are views of the batches they were decoded in.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.capacity = capacity
+        self._frames: dict[int, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __contains__(self, index: object) -> bool:
+        return index in self._frames
+
+    def get(self, index: int) -> torch.Tensor | None:
+        return self._frames.get(index)
+
+    def put(self, indices: Sequence[int], frames: torch.Tensor) -> None:
+        """Keep `frames[i]` (uint8 `[H, W, 3]`) as frame `indices[i]`, up to the capacity."""
+        with self._lock:
+            for i, index in enumerate(indices):
+                if len(self._frames) >= self.capacity:
+                    break
+                self._frames.setdefault(int(index), frames[i])
+
+    def __getstate__(self) -> dict:
+        return {"capacity": self.capacity}  # a copy starts empty (decoded frames stay here)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"])
+
+
+# The trail windows decoded with the samples: the Motion Trails node's defaults (the paper's).
+CACHED_ECHOES = 7
+CACHED_VARIANT = "trailing"
+
+
 @dataclass(frozen=True)
 class VideoClip:
     """A frame source plus the frames sampled from it: the `MOTIONSIGHT_VIDEO` value.
 
     `max_side` (0: original size) is the size limit every frame taken from the clip obeys.
+    For a video file, the first `frames()` decodes, in the same forward pass, the trail window
+    of each sample (`CACHED_ECHOES` frames ending at it) and keeps them in `cache` (uint8,
+    never more than those windows), so motion trails, detection and the answer share one
+    decode of the frames they need.
     """
 
     source: FrameSource
     sampling: Sampling
     max_side: int = 0
+    cache: FrameCache = field(
+        default_factory=FrameCache, init=False, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if self.max_side < 0:
@@ -589,6 +638,33 @@ class VideoClip:
         """`(width, height)` of the frames this clip yields."""
         return fit_size(self.info.width, self.info.height, self.max_side)
 
+    def window_indices(self) -> list[int]:
+        """The distinct frames of the samples' cached trail windows, increasing."""
+        samples = torch.tensor(self.sampling.indices, dtype=torch.long)
+        windows, _ = trail_windows(
+            samples, self.info.frame_count, CACHED_ECHOES, variant=CACHED_VARIANT
+        )
+        return sorted(set(windows.flatten().tolist()))
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames `indices` as uint8 `[N, H, W, 3]`: from the cache, the rest decoded."""
+        wanted = [int(i) for i in indices]
+        missing = sorted({i for i in wanted if i not in self.cache})
+        decoded: dict[int, torch.Tensor] = {}
+        if missing:
+            batch = self.source.read(missing, self.max_side)
+            decoded = {index: batch[i] for i, index in enumerate(missing)}
+        width, height = self.size
+        out = torch.empty((len(wanted), height, width, 3), dtype=torch.uint8)
+        for row, index in enumerate(wanted):
+            cached = self.cache.get(index)
+            out[row] = cached if cached is not None else decoded[index]
+        return out
+
     def frames(self) -> torch.Tensor:
         """The sampled frames as a ComfyUI IMAGE: float32 `[N, H, W, 3]` in 0..1."""
-        return self.source.read(self.sampling.indices, self.max_side).float().div_(255)
+        if isinstance(self.source, VideoFile) and not len(self.cache):
+            windows = self.window_indices()
+            self.cache.capacity = max(self.cache.capacity, len(windows))
+            self.cache.put(windows, self.source.read(windows, self.max_side))
+        return self.read(self.sampling.indices).float().div_(255)

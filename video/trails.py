@@ -5,7 +5,8 @@ result, then samples 16 frames of it. Here only the `echoes`-frame windows behin
 the sampled frames are decoded, a few windows at a time, already shrunk to the clip's size
 (blending and area resizing are both linear, so shrinking first gives the same picture up to
 8-bit rounding), and each group of windows is one weighted sum on the chosen device. Memory
-holds a few windows' frames, never the video.
+holds a few windows' frames, never the video. When the clip already holds the windows (its
+cache, filled by the samples' decode), they are blended from there without decoding again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ __all__ = ["render_motion_trails"]
 def _read_chunks(
     clip: VideoClip, chunks: list[list[int]], into: Iterator[torch.Tensor]
 ) -> Iterator[torch.Tensor]:
-    """uint8 `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields."""
+    """uint8 `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields.
+
+    When the clip's cache holds every frame (Load Video decoded the windows with the samples),
+    nothing is decoded again."""
+    if all(index in clip.cache for chunk in chunks for index in chunk):
+        for chunk, buffer in zip(chunks, into, strict=False):
+            rows = buffer[: len(chunk)]
+            for row, index in enumerate(chunk):
+                rows[row] = clip.cache.get(index)
+            yield rows
+        return
     iter_read = getattr(clip.source, "iter_read", None)
     if iter_read is not None:  # one decoder for all chunks
         yield from iter_read(chunks, clip.max_side, into=into)
