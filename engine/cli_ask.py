@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..mllm import MLLMError
 from .cli import EXIT_OK, add_consent_flags, print_result, result_to_json
 from .errors import NodeExecutionError
 from .executor import Executor
@@ -156,6 +155,8 @@ def run_ask(args: argparse.Namespace) -> int:
     prompts. A configured model that fails (bad folder, server down) still leaves the visual
     prompts and the request on disk/stdout: the workflow is re-run as a dry run, then the
     model's error is raised (non-zero exit)."""
+    from ..mllm import MLLMError  # torch: imported once there is work to do, not for --help
+
     node_classes, display_names = default_node_classes()
     executor = Executor(node_classes, quiet=args.quiet)
     overrides = ask_overrides(args)
