@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from ..kernels.sampling import fixed_rate_indices, segment_midpoint_indices
-from ..kernels.trails import trail_windows
 
 # FFmpeg's and OpenCV's own messages ("moov atom not found", "backend ... can't be used to
 # capture by name") would print before the one-line error: every failure to open or decode is
@@ -565,45 +564,25 @@ class FrameBatch:
             yield frames
 
 
-class FrameCache:
-    """Decoded uint8 frames of one clip by frame index, at the clip's size; bounded.
+class ClipCache:
+    """What one decode pass of a clip produced: its sampled frames (float IMAGE) and the motion
+    trails rendered from the same pass, by `(echoes, decay, variant)`. Never the windows."""
 
-    Holds at most `capacity` frames (the trail windows of the samples): what is offered beyond
-    that is not kept. The frames are views of the batches they were decoded in.
-    """
-
-    def __init__(self, capacity: int = 0) -> None:
-        self.capacity = capacity
-        self._frames: dict[int, torch.Tensor] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __contains__(self, index: object) -> bool:
-        return index in self._frames
-
-    def get(self, index: int) -> torch.Tensor | None:
-        return self._frames.get(index)
-
-    def put(self, indices: Sequence[int], frames: torch.Tensor) -> None:
-        """Keep `frames[i]` (uint8 `[H, W, 3]`) as frame `indices[i]`, up to the capacity."""
-        with self._lock:
-            for i, index in enumerate(indices):
-                if len(self._frames) >= self.capacity:
-                    break
-                self._frames.setdefault(int(index), frames[i])
+    def __init__(self) -> None:
+        self.frames: torch.Tensor | None = None
+        self.trails: dict[tuple[int, float, str], torch.Tensor] = {}
 
     def __getstate__(self) -> dict:
-        return {"capacity": self.capacity}  # a copy starts empty (decoded frames stay here)
+        return {}  # a copy starts empty
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["capacity"])
+        self.__init__()
 
 
-# The trail windows decoded with the samples: the Motion Trails node's defaults (the paper's).
-CACHED_ECHOES = 7
-CACHED_VARIANT = "trailing"
+# The trails rendered with the samples: the Motion Trails node's defaults (the paper's).
+CACHED_TRAILS = (7, 0.65, "trailing")
+# Windows blended per step in that pass (memory: about 2 * 7 * CACHED_CHUNK uint8 frames).
+CACHED_CHUNK = 2
 
 
 @dataclass(frozen=True)
@@ -620,8 +599,8 @@ class VideoClip:
     source: FrameSource
     sampling: Sampling
     max_side: int = 0
-    cache: FrameCache = field(
-        default_factory=FrameCache, init=False, compare=False, repr=False, hash=False
+    cache: ClipCache = field(
+        default_factory=ClipCache, init=False, compare=False, repr=False, hash=False
     )
 
     def __post_init__(self) -> None:
@@ -638,33 +617,26 @@ class VideoClip:
         """`(width, height)` of the frames this clip yields."""
         return fit_size(self.info.width, self.info.height, self.max_side)
 
-    def window_indices(self) -> list[int]:
-        """The distinct frames of the samples' cached trail windows, increasing."""
-        samples = torch.tensor(self.sampling.indices, dtype=torch.long)
-        windows, _ = trail_windows(
-            samples, self.info.frame_count, CACHED_ECHOES, variant=CACHED_VARIANT
-        )
-        return sorted(set(windows.flatten().tolist()))
-
-    def read(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames `indices` as uint8 `[N, H, W, 3]`: from the cache, the rest decoded."""
-        wanted = [int(i) for i in indices]
-        missing = sorted({i for i in wanted if i not in self.cache})
-        decoded: dict[int, torch.Tensor] = {}
-        if missing:
-            batch = self.source.read(missing, self.max_side)
-            decoded = {index: batch[i] for i, index in enumerate(missing)}
-        width, height = self.size
-        out = torch.empty((len(wanted), height, width, 3), dtype=torch.uint8)
-        for row, index in enumerate(wanted):
-            cached = self.cache.get(index)
-            out[row] = cached if cached is not None else decoded[index]
-        return out
-
     def frames(self) -> torch.Tensor:
-        """The sampled frames as a ComfyUI IMAGE: float32 `[N, H, W, 3]` in 0..1."""
-        if isinstance(self.source, VideoFile) and not len(self.cache):
-            windows = self.window_indices()
-            self.cache.capacity = max(self.cache.capacity, len(windows))
-            self.cache.put(windows, self.source.read(windows, self.max_side))
-        return self.read(self.sampling.indices).float().div_(255)
+        """The sampled frames as a ComfyUI IMAGE: float32 `[N, H, W, 3]` in 0..1.
+
+        For a video file, the first call decodes the default trail windows (`CACHED_TRAILS`),
+        which hold the samples, in one forward pass, and keeps the samples and those trails in
+        `cache`: Motion Trails with those settings then decodes nothing. Later calls return
+        the same tensor (treat it as read-only, as ComfyUI does with IMAGE values).
+        """
+        if self.cache.frames is not None:
+            return self.cache.frames
+        if not isinstance(self.source, VideoFile):
+            return self.source.read(self.sampling.indices, self.max_side).float().div_(255)
+        from .trails import render_motion_trails  # trails.py imports this module
+
+        width, height = self.size
+        samples = torch.empty((len(self.sampling.indices), height, width, 3), dtype=torch.uint8)
+        echoes, decay, variant = CACHED_TRAILS
+        trails = render_motion_trails(
+            self, echoes, decay, variant, chunk_size=CACHED_CHUNK, samples_into=samples
+        )
+        self.cache.trails[CACHED_TRAILS] = trails
+        self.cache.frames = samples.float().div_(255)
+        return self.cache.frames

@@ -5,8 +5,9 @@ result, then samples 16 frames of it. Here only the `echoes`-frame windows behin
 the sampled frames are decoded, a few windows at a time, already shrunk to the clip's size
 (blending and area resizing are both linear, so shrinking first gives the same picture up to
 8-bit rounding), and each group of windows is one weighted sum on the chosen device. Memory
-holds a few windows' frames, never the video. When the clip already holds the windows (its
-cache, filled by the samples' decode), they are blended from there without decoding again.
+holds a few windows' frames, never the video. A clip's first `frames()` renders the default trails in the same pass that
+decodes its samples and keeps them (`VideoClip.cache`): asked with those settings, this returns
+them without decoding again.
 """
 
 from __future__ import annotations
@@ -24,17 +25,7 @@ __all__ = ["render_motion_trails"]
 def _read_chunks(
     clip: VideoClip, chunks: list[list[int]], into: Iterator[torch.Tensor]
 ) -> Iterator[torch.Tensor]:
-    """uint8 `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields.
-
-    When the clip's cache holds every frame (Load Video decoded the windows with the samples),
-    nothing is decoded again."""
-    if all(index in clip.cache for chunk in chunks for index in chunk):
-        for chunk, buffer in zip(chunks, into, strict=False):
-            rows = buffer[: len(chunk)]
-            for row, index in enumerate(chunk):
-                rows[row] = clip.cache.get(index)
-            yield rows
-        return
+    """uint8 `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields."""
     iter_read = getattr(clip.source, "iter_read", None)
     if iter_read is not None:  # one decoder for all chunks
         yield from iter_read(chunks, clip.max_side, into=into)
@@ -57,6 +48,7 @@ def render_motion_trails(
     device: torch.device | str = "cpu",
     chunk_size: int = 4,
     progress: Callable[[int], None] | None = None,
+    samples_into: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Motion-trail frames for every sampled frame of `clip`.
 
@@ -69,6 +61,8 @@ def render_motion_trails(
         chunk_size: windows blended per step; memory holds about `chunk_size * echoes` frames,
             whatever the video's length.
         progress: called with the number of output frames finished after each step.
+        samples_into: optional uint8 `[N, H, W, 3]`: receives the sampled frames themselves
+            (each lies in its window), so one pass gives both.
 
     Returns:
         float32 `[N, H, W, 3]` in 0..1 on the CPU, N = number of sampled frames.
@@ -77,6 +71,11 @@ def render_motion_trails(
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     if echoes < 1:
         raise ValueError(f"echoes must be at least 1, got {echoes}")
+    cached = clip.cache.trails.get((echoes, float(decay), variant))
+    if cached is not None and samples_into is None:
+        if progress is not None:
+            progress(cached.shape[0])
+        return cached
     device = torch.device(device)
     info = clip.info
     samples = torch.tensor(clip.sampling.indices, dtype=torch.long)
@@ -118,6 +117,8 @@ def render_motion_trails(
 
             # One weighted sum over the distinct frames (a [windows x frames] mixing matrix);
             # 1/255 folded into the weights, so the blend lands in 0..1 without another pass.
+            if samples_into is not None:
+                samples_into[a:b] = buffer[_positions(order, samples[a:b])]
             pick = _positions(order, window_idx[a:b].flatten()).view(b - a, span)
             weights = window_w[a:b].to(dtype=torch.float32) / 255
             out[a:b] = motion_trails_from_frames(frames, pick, weights).clamp_(0, 1).cpu()
