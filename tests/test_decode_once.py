@@ -29,3 +29,19 @@ def test_samples_and_trail_windows_are_decoded_once(sample_videos_dir):
     (forward,) = MotionSightMotionTrails().render(7, 0.65, "forward", video=clip)
     assert video.frames_decoded > decoded and forward.shape == trails.shape
     assert not torch.allclose(forward, trails)
+
+
+def test_the_cpu_blend_equals_the_kernel():
+    from motionsight.kernels.trails import motion_trails_from_frames, trail_windows
+    from motionsight.video.trails import _blend_cpu
+
+    frames = torch.randint(
+        0, 256, (9, 5, 6, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    pick, weights = trail_windows(
+        torch.tensor([0, 2, 8]), 9, 7, 0.65, "trailing"
+    )  # short windows too
+    out = torch.empty(3, 5, 6, 3)
+    _blend_cpu(frames, pick, weights, out)
+    expected = motion_trails_from_frames(frames, pick, weights / 255).clamp(0, 1)
+    assert torch.allclose(out, expected, atol=1e-6)
