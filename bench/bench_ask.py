@@ -50,7 +50,9 @@ print("BENCH " + json.dumps({
 """
 
 
-HELP = "import sys\nfrom motionsight.engine.cli import main\nmain(sys.argv[1:])\nprint('BENCH {}')\n"
+HELP = (
+    "import sys\nfrom motionsight.engine.cli import main\nmain(sys.argv[1:])\nprint('BENCH {}')\n"
+)
 
 
 def shim(tree: Path, name: str) -> Path:
@@ -137,7 +139,9 @@ def main() -> None:
         decoded = statistics.median(r[2] for r in rows)
         med[name] = wall
         print(f"{name:4} {wall:8.2f} {rss:13.0f} {decoded:15.0f} {helps[name]:9.2f}")
-    print(f"frames one forward pass needs: {need}; speed-up new vs old: {med['old'] / med['new']:.2f}x")
+    print(
+        f"frames one forward pass needs: {need}; speed-up new vs old: {med['old'] / med['new']:.2f}x"
+    )
 
 
 if __name__ == "__main__":
