@@ -360,12 +360,16 @@ class MotionSightAsk:
         }
 
     def _route(self, question: str, label: str, mllm: MLLMHandle, route: str) -> Route:
-        """The route, decided once per instance (ComfyUI asks check_lazy_status, then runs)."""
-        if getattr(self, "_decided", None) is None:
-            self._decided = (
+        """The route, decided once for check_lazy_status and the run that follows (ComfyUI keeps
+        node instances across prompts, so the decision is kept only for the same inputs)."""
+        key = (question, label, route, id(mllm))
+        decided = getattr(self, "_decided", None)
+        if decided is None or decided[0] != key:
+            made = (
                 parse_route(route) if route.strip() else route_question(question, label, mllm.model)
             )
-        return self._decided
+            self._decided = decided = (key, made)
+        return decided[1]
 
     def check_lazy_status(
         self, mllm: MLLMHandle, question: str, label: str, route: str = "", **streams

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from motionsight.engine import Executor
 
 
@@ -137,3 +139,15 @@ def test_the_routed_workflow_computes_only_the_branch_of_the_question(sample_vid
     assert "MotionSightMotionTrails" not in obj and "MotionSightCrop" not in obj
     assert ex.execution_counts["MotionSightLoadVideo"] == 1
     assert not list(tmp_path.rglob("*.png"))  # no save node ran
+
+
+def test_a_reused_ask_instance_routes_each_question_anew():
+    """ComfyUI keeps node instances across prompts: the route is not carried over."""
+    from motionsight.mllm import load_mllm
+    from motionsight.nodes.mllm import MotionSightAsk
+
+    node, mllm = MotionSightAsk(), load_mllm("openai", "", "")  # no URL: dry run
+    streams = {"motion_trails": None, "spotlight": None}
+    assert node.check_lazy_status(mllm, "q", "camera", **streams) == ["motion_trails"]
+    assert node.check_lazy_status(mllm, "q", "object", **streams) == ["spotlight"]
+    assert node.check_lazy_status(mllm, "q", "object", spotlight=torch.zeros(1, 2, 2, 3)) == []

@@ -57,8 +57,9 @@ def _blend_cpu(
             alphas.append(w / remaining if remaining > 1e-12 else 0.0)
             remaining -= w
         dst = out[n].numpy()
-        dst.fill(0)
-        for (i, _), alpha in zip(row, reversed(alphas), strict=True):
+        first, *rest = zip(row, reversed(alphas), strict=True)
+        np.multiply(source[first[0][0]], first[1], out=dst, casting="unsafe")  # alpha is 1 here
+        for (i, _), alpha in rest:
             cv2.accumulateWeighted(source[i], dst, alpha)
         np.multiply(dst, 1 / 255, out=dst)
         np.clip(dst, 0, 1, out=dst)
