@@ -13,9 +13,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch loads on first use: the CLI answers --help without it
+    import torch
 
 _output_directory: Path | None = None
 _input_directory: Path | None = None
@@ -44,6 +45,8 @@ def torch_device() -> torch.device:
     mm = _comfy("comfy.model_management")
     if mm is not None:
         return mm.get_torch_device()
+    import torch
+
     forced = os.environ.get("MOTIONSIGHT_DEVICE")
     if forced:
         return torch.device(forced)
@@ -51,6 +54,8 @@ def torch_device() -> torch.device:
 
 
 def offload_device() -> torch.device:
+    import torch
+
     mm = _comfy("comfy.model_management")
     return mm.unet_offload_device() if mm is not None else torch.device("cpu")
 

@@ -1,9 +1,10 @@
 """`motionsight ask VIDEO "QUESTION"`: MotionSight on one video, through the routed workflow.
 
 It runs `workflows/Ask about motion - auto routed.json` (the same file users open in ComfyUI) with the
-video, the question and the model set by overrides. With no model configured it still writes
-the visual prompts and contact sheets, prints the exact request it would send and one line on
-how to point it to a model.
+video, the question and the model set by overrides. Only the branch the question takes is
+computed (lazy inputs); `--output DIR` saves that branch's visual prompts and contact sheet.
+With no model configured it prints the exact request it would send and one line on how to
+point it to a model.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..mllm import MLLMError
 from .cli import EXIT_OK, add_consent_flags, print_result, result_to_json
 from .errors import NodeExecutionError
 from .executor import Executor
 from .run import default_node_classes, run_workflow
+from .workflow import load_workflow
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "Ask about motion - auto routed.json"
 
@@ -81,9 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ask.add_argument(
         "--output",
-        default="motionsight_output",
+        default="",
         metavar="DIR",
-        help="folder for the visual prompts and contact sheets",
+        help="save the visual prompts and contact sheets of the question's branch in this folder "
+        "(default: save nothing)",
     )
     ask.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ask.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -120,51 +122,99 @@ def ask_overrides(args: argparse.Namespace) -> list[str]:
 DRY_RUN_SETS = ["MotionSightLoadMLLM.model=", "MotionSightLoadMLLM.base_url="]
 
 
+# The node classes whose frames belong to one branch: a Save node fed by one of them saves that
+# branch, and runs only when the question takes that branch.
+BRANCH_OF = {
+    "MotionSightMotionTrails": "camera",
+    "MotionSightSpotlight": "object",
+    "MotionSightCrop": "object",
+    "MotionSightBackgroundBlur": "object",
+}
+
+
+def ask_plan(prompt: dict) -> tuple[str, list[tuple[str, str | None]]]:
+    """The Ask node's id and the save nodes as `(id, branch or None)` (None: saved on any branch)."""
+    asks = [n for n, node in prompt.items() if node["class_type"] == "MotionSightAsk"]
+    if len(asks) != 1:
+        raise SystemExit(
+            f"error: the workflow needs exactly one MotionSightAsk node, it has {len(asks)}"
+        )
+    saves = []
+    for node_id, node in prompt.items():
+        if node["class_type"] != "MotionSightSaveFrames":
+            continue
+        images = node["inputs"].get("images")
+        source = prompt.get(str(images[0])) if isinstance(images, list) and images else None
+        saves.append((node_id, BRANCH_OF.get(source["class_type"]) if source else None))
+    return asks[0], saves
+
+
 def run_ask(args: argparse.Namespace) -> int:
-    """Run the routed workflow and print the answer. A configured model that fails (bad folder,
-    server down) still leaves the visual prompts and the request on disk/stdout: the workflow is
-    re-run as a dry run, then the model's error is raised (non-zero exit)."""
+    """Run the routed workflow and print the answer. Only the Ask node and the branch it takes
+    run (lazy inputs); with `--output`, the save nodes of that branch then write the visual
+    prompts. A configured model that fails (bad folder, server down) still leaves the visual
+    prompts and the request on disk/stdout: the workflow is re-run as a dry run, then the
+    model's error is raised (non-zero exit)."""
+    from ..mllm import MLLMError  # torch: imported once there is work to do, not for --help
+
     node_classes, display_names = default_node_classes()
     executor = Executor(node_classes, quiet=args.quiet)
     overrides = ask_overrides(args)
     failure: NodeExecutionError | None = None
+    ask_id, saves = ask_plan(load_workflow(args.workflow, node_classes))
+    output_dir = Path(args.output) if args.output else None
 
-    def run(sets: list[str]):
+    def run(sets: list[str], nodes: list[str]):
         return run_workflow(
             args.workflow,
             sets,
-            output_dir=Path(args.output),
+            output_dir=output_dir,
             executor=executor,
             display_names=display_names,
+            output_nodes=nodes,
         )
 
+    sets = overrides
     try:
-        result = run(overrides)
+        result = run(sets, [ask_id])
     except NodeExecutionError as exc:
         if not isinstance(exc.__cause__, MLLMError):
             raise
         failure = exc
-        result = run(overrides + DRY_RUN_SETS)  # same executor: decoded frames are reused
-    answer, info = result.output("MotionSightAsk").result
+        sets = overrides + DRY_RUN_SETS
+        result = run(sets, [ask_id])  # same executor: decoded frames are reused
+    answer, info = result.output(ask_id).result
     details = json.loads(info)
+
+    def save() -> list[dict]:
+        """Run the save nodes of the route's branch (JSON-ready outputs)."""
+        branch = details["route"]["branch"]
+        chosen = [n for n, b in saves if b in (None, branch)]
+        if output_dir is None or not chosen:
+            return []
+        saved = run(sets, [ask_id, *chosen])  # the Ask node and its branch come from the cache
+        return [o for o in result_to_json(saved)["outputs"] if o["node_id"] != ask_id]
+
     if args.json:
+        saved = save()
         payload = result_to_json(result, workflow=args.workflow)
+        payload["outputs"] += saved
         payload["answer"], payload["info"] = answer, details
         if failure is not None:
             payload["error"] = str(failure)
         json.dump(payload, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        for o in result.outputs:
-            for sheet in o.ui.get("contact_sheet", []):
-                print(f"{o.title}: {sheet}", file=sys.stderr)
         if not details.get("dry_run"):
             route = details["route"]
             print(
                 f"[{route['branch']} branch ({route['source']}), {details['num_images']} frames, {details['model']}]",
                 file=sys.stderr,
             )
-        print(answer)
+        print(answer, flush=True)  # the answer first, then the visual prompts are written
+        for o in save():
+            for sheet in o["ui"].get("contact_sheet", []):
+                print(f"{o['title']}: {sheet}", file=sys.stderr)
     if failure is not None:
         print(
             "the configured model failed (below); the visual prompts were saved and the request "
@@ -175,4 +225,4 @@ def run_ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["register", "ask_overrides", "run_ask", "print_result"]
+__all__ = ["register", "ask_overrides", "ask_plan", "run_ask", "print_result"]

@@ -14,8 +14,14 @@ Supported semantics (ComfyUI's `execution.py`):
   are merged key by key (lists concatenated);
 - hidden inputs: `UNIQUE_ID` (the node id), `PROMPT` (the prompt), `EXTRA_PNGINFO`
   (`extra_pnginfo` given to `run`, else None); optional inputs are absent when unconnected;
-- `lazy` inputs are evaluated eagerly (`check_lazy_status` is not called), subgraph expansion
-  (`"expand"` results) and `ExecutionBlocker` are not supported;
+- lazy inputs (`{"lazy": True}` in the input's options) are evaluated only on demand, as
+  ComfyUI does: the node's non-lazy inputs run first, then `check_lazy_status` (on the
+  instance that will execute, with every input; unevaluated lazy ones are None, unconnected
+  optional ones absent, mapped over lists like `FUNCTION`) names the lazy inputs it needs; their
+  upstream nodes run and it is asked again until it names no new one. Lazy inputs never asked
+  for reach `FUNCTION` as None, and their upstream nodes do not run (a node without
+  `check_lazy_status` gets None for every lazy link). Subgraph expansion (`"expand"` results)
+  and `ExecutionBlocker` are not supported;
 - outputs are cached across `run` calls of one `Executor`, keyed by the node class, its literal
   inputs, the keys of its upstream nodes (with the output index), its `IS_CHANGED` value, and
   its id when it takes `UNIQUE_ID` or sets `NOT_IDEMPOTENT`. `IS_CHANGED` (called on the class
@@ -130,41 +136,23 @@ class Executor:
             prompt = load_workflow(prompt, self.node_classes)
         prompt = {str(k): v for k, v in prompt.items()} if isinstance(prompt, Mapping) else prompt
         plan = plan_prompt(prompt, self.node_classes, output_nodes=output_nodes, source=source)
-        keys: dict[str, Any] = {}
-        executed: list[str] = []
-        cached: list[str] = []
-        values: dict[str, _Entry] = {}
+        run = _Run(plan, extra_pnginfo)
         previous_listener = comfy_bridge.progress_listener() if not self.quiet else None
         if not self.quiet:
             comfy_bridge.set_progress_listener(self._on_progress)
         try:
-            for position, node_id in enumerate(plan.order, 1):
-                # Keys are computed as the run goes: a node whose upstream re-ran but produced the
-                # same plain value (e.g. the same object list for a new question) stays cached.
-                keys[node_id] = key = self._cache_key(plan, node_id, keys, values)
-                entry = self._cache.get(key)
-                if entry is None:
-                    executed.append(node_id)
-                    node = prompt[node_id]
-                    self._print(
-                        f"[{position}/{len(plan.order)}] {self._title(prompt, node_id)} ({node['class_type']})"
-                    )
-                    entry = self._execute(plan, node_id, values, extra_pnginfo)
-                    self._cache[key] = entry
-                    self.execution_counts[node["class_type"]] += 1
-                else:
-                    cached.append(node_id)
-                values[node_id] = entry
-            if cached and not self.quiet:
-                self._print(f"{len(cached)} node(s) unchanged: used cached outputs")
+            self._evaluate(run, plan.outputs)
+            if run.cached and not self.quiet:
+                self._print(f"{len(run.cached)} node(s) unchanged: used cached outputs")
         finally:
             self._close_bar()
             if not self.quiet:
                 comfy_bridge.set_progress_listener(previous_listener)
             # Classic cache: keep only this run's entries (those computed before a failure included).
-            live = set(keys.values())
+            live = set(run.keys.values())
             for key in [k for k in self._cache if k not in live]:
                 del self._cache[key]
+        values, executed, cached = run.values, run.executed, run.cached
 
         outputs = []
         for node_id in plan.outputs:
@@ -186,37 +174,116 @@ class Executor:
     def clear_cache(self) -> None:
         self._cache.clear()
 
+    # -- demand-driven evaluation ---------------------------------------------------------------
+
+    def _evaluate(self, run: _Run, targets: Iterable[str]) -> None:
+        """Run `targets` and what they need through non-lazy links, in plan order."""
+        needed: set[str] = set()
+        stack = [t for t in targets if t not in run.values]
+        while stack:
+            node_id = stack.pop()
+            if node_id in needed or node_id in run.values:
+                continue
+            needed.add(node_id)
+            lazy = run.lazy_inputs(self.node_classes, node_id)
+            stack += [src for name, (src, _) in run.plan.links[node_id].items() if name not in lazy]
+        for node_id in run.plan.order:
+            if node_id in needed and node_id not in run.values:
+                self._run_node(run, node_id)
+
+    def _run_node(self, run: _Run, node_id: str) -> None:
+        plan = run.plan
+        # Keys are computed as the run goes: a node whose upstream re-ran but produced the
+        # same plain value (e.g. the same object list for a new question) stays cached.
+        run.keys[node_id] = key = self._cache_key(plan, node_id, run.keys, run.values, run)
+        entry = self._cache.get(key)
+        if entry is None:
+            node = plan.prompt[node_id]
+            self._print(
+                f"[{run.position[node_id]}/{len(plan.order)}] {self._title(plan.prompt, node_id)} ({node['class_type']})"
+            )
+            entry = self._execute(run, node_id)
+            run.executed.append(node_id)  # in completion order (a lazy node after its branch)
+            self._cache[key] = entry
+            self.execution_counts[node["class_type"]] += 1
+        else:
+            run.cached.append(node_id)
+        run.values[node_id] = entry
+
     # -- cache keys ---------------------------------------------------------------------------
 
     def _cache_key(
-        self, plan: Plan, node_id: str, keys: Mapping[str, Any], values: Mapping[str, _Entry]
+        self,
+        plan: Plan,
+        node_id: str,
+        keys: Mapping[str, Any],
+        values: Mapping[str, _Entry],
+        run: _Run,
     ) -> Any:
         """A node's cache key: its class, literal inputs, IS_CHANGED and its upstream.
 
         A linked input counts by its value when that value is plain data (strings, numbers,
-        ...: cheap to compare), else by the upstream node's own key.
+        ...: cheap to compare), else by the upstream node's own key; a lazy input counts by its
+        upstream's static key (from the graph alone), evaluated or not, so that the key does not
+        depend on what else ran first.
         """
         class_type = plan.prompt[node_id]["class_type"]
         cls = self.node_classes[class_type]
         literals = plan.literals[node_id]
-        hidden = hidden_inputs(cls, class_type)
-        identity = (
-            node_id
-            if ("UNIQUE_ID" in hidden.values() or getattr(cls, "NOT_IDEMPOTENT", False))
-            else None
-        )
+        identity = node_id if _has_identity(cls, class_type) else None
         linked = []
+        lazy = run.lazy_inputs(self.node_classes, node_id)
         for name, (src, slot) in sorted(plan.links[node_id].items()):
+            if name in lazy or src not in values:  # lazy: the same key whether evaluated or not
+                linked.append((name, ("static", self._static_key(run, src), slot)))
+                continue
             outputs = values[src].outputs
             value = outputs[slot] if slot < len(outputs) else None
-            linked.append((name, ("value", _freeze(value)) if _is_plain(value) else (keys[src], slot)))
+            linked.append(
+                (name, ("value", _freeze(value)) if _is_plain(value) else (keys[src], slot))
+            )
         return (
             class_type,
             identity,
             tuple(sorted((k, _freeze(v)) for k, v in literals.items())),
             tuple(linked),
-            self._is_changed(cls, literals, node_id, plan.prompt, hidden),
+            run.is_changed(self, node_id),
         )
+
+    def _static_key(self, run: _Run, node_id: str) -> Any:
+        """A key from the graph alone (class, literals, IS_CHANGED, upstream static keys)."""
+        if node_id in run.static_keys:
+            return run.static_keys[node_id]
+        plan = run.plan
+        # Iterative post-order: upstream first (chains may be long).
+        stack = [node_id]
+        while stack:
+            current = stack[-1]
+            pending = [
+                src
+                for src, _ in plan.links[current].values()
+                if src not in run.static_keys and src not in stack
+            ]
+            if pending:
+                stack += pending
+                continue
+            stack.pop()
+            if current in run.static_keys:
+                continue
+            node = plan.prompt[current]
+            run.static_keys[current] = (
+                node["class_type"],
+                current
+                if _has_identity(self.node_classes[node["class_type"]], node["class_type"])
+                else None,
+                tuple(sorted((k, _freeze(v)) for k, v in plan.literals[current].items())),
+                tuple(
+                    (name, run.static_keys.get(src, ("cycle", src)), slot)
+                    for name, (src, slot) in sorted(plan.links[current].items())
+                ),
+                run.is_changed(self, current),
+            )
+        return run.static_keys[node_id]
 
     @staticmethod
     def _is_changed(
@@ -242,25 +309,26 @@ class Executor:
 
     # -- execution -----------------------------------------------------------------------------
 
-    def _execute(
-        self, plan: Plan, node_id: str, values: dict[str, _Entry], extra_pnginfo: Any
-    ) -> _Entry:
+    def _execute(self, run: _Run, node_id: str) -> _Entry:
+        plan = run.plan
+        values = run.values
         prompt = plan.prompt
         class_type = prompt[node_id]["class_type"]
         cls = self.node_classes[class_type]
         title = self._title(prompt, node_id)
         try:
+            declared = input_specs(cls, class_type)
+            lazy = run.lazy_inputs(self.node_classes, node_id)
             args: dict[str, list] = {
                 name: [value] for name, value in plan.literals[node_id].items()
             }
+            missing: dict[str, str] = {}  # lazy input -> upstream node, not evaluated yet
             for name, (src, slot) in plan.links[node_id].items():
-                upstream = values[src].outputs
-                if slot >= len(upstream):
-                    raise RuntimeError(
-                        f"input '{name}' needs output {slot} of node {src}, which returned only {len(upstream)} value(s)"
-                    )
-                args[name] = upstream[slot]
-            declared = input_specs(cls, class_type)
+                if name in lazy and src not in values:
+                    missing[name] = src
+                    args[name] = [None]
+                else:
+                    args[name] = _upstream(values, name, src, slot)
             args = {k: v for k, v in args.items() if k in declared}
             for arg, kind in hidden_inputs(cls, class_type).items():
                 if kind == "UNIQUE_ID":
@@ -268,8 +336,29 @@ class Executor:
                 elif kind == "PROMPT":
                     args[arg] = [prompt]
                 elif kind == "EXTRA_PNGINFO":
-                    args[arg] = [extra_pnginfo]
+                    args[arg] = [run.extra_pnginfo]
             instance = cls()
+            check = getattr(instance, "check_lazy_status", None)
+            while check is not None:  # ComfyUI asks even when no lazy input is missing
+                names, takes_kwargs = accepted_argument_names(check)
+                check_args = {k: v for k, v in args.items() if takes_kwargs or k in names}
+                asked = _map_over_lists(
+                    check, check_args, bool(getattr(cls, "INPUT_IS_LIST", False))
+                )
+                wanted = [
+                    n
+                    for r in asked
+                    if isinstance(r, (list, tuple))
+                    for n in r
+                    if isinstance(n, str) and n in missing
+                ]
+                if not wanted:
+                    break
+                self._evaluate(run, [missing[n] for n in wanted])
+                for n in dict.fromkeys(wanted):
+                    src, slot = plan.links[node_id][n]
+                    args[n] = _upstream(values, n, src, slot)
+                    del missing[n]
             function = getattr(instance, cls.FUNCTION)
             returned = _map_over_lists(function, args, bool(getattr(cls, "INPUT_IS_LIST", False)))
             return _collect(cls, returned)
@@ -313,6 +402,64 @@ class Executor:
         if self._bar_open:
             self._out().write("\n")
             self._bar_open = False
+
+
+class _Run:
+    """The state of one `Executor.run`: evaluated nodes, their keys, and what ran."""
+
+    def __init__(self, plan: Plan, extra_pnginfo: Any) -> None:
+        self.plan = plan
+        self.extra_pnginfo = extra_pnginfo
+        self.position = {node_id: i for i, node_id in enumerate(plan.order, 1)}
+        self.keys: dict[str, Any] = {}
+        self.static_keys: dict[str, Any] = {}
+        self.values: dict[str, _Entry] = {}
+        self.executed: list[str] = []
+        self.cached: list[str] = []
+        self._lazy: dict[str, frozenset[str]] = {}
+        self._changed: dict[str, Any] = {}
+
+    def lazy_inputs(self, node_classes: Mapping[str, type], node_id: str) -> frozenset[str]:
+        """The node's linked inputs declared `{"lazy": True}`."""
+        if node_id not in self._lazy:
+            class_type = self.plan.prompt[node_id]["class_type"]
+            specs = input_specs(node_classes[class_type], class_type)
+            self._lazy[node_id] = frozenset(
+                name
+                for name in self.plan.links[node_id]
+                if name in specs and specs[name].options.get("lazy") is True
+            )
+        return self._lazy[node_id]
+
+    def is_changed(self, executor: Executor, node_id: str) -> Any:
+        """IS_CHANGED, called once per node and run."""
+        if node_id not in self._changed:
+            class_type = self.plan.prompt[node_id]["class_type"]
+            cls = executor.node_classes[class_type]
+            self._changed[node_id] = executor._is_changed(
+                cls,
+                self.plan.literals[node_id],
+                node_id,
+                self.plan.prompt,
+                hidden_inputs(cls, class_type),
+            )
+        return self._changed[node_id]
+
+
+def _has_identity(cls: type, class_type: str) -> bool:
+    """Whether the node's cache key includes its id (it takes UNIQUE_ID or is NOT_IDEMPOTENT)."""
+    return "UNIQUE_ID" in hidden_inputs(cls, class_type).values() or bool(
+        getattr(cls, "NOT_IDEMPOTENT", False)
+    )
+
+
+def _upstream(values: Mapping[str, _Entry], name: str, src: str, slot: int) -> list:
+    upstream = values[src].outputs
+    if slot >= len(upstream):
+        raise RuntimeError(
+            f"input '{name}' needs output {slot} of node {src}, which returned only {len(upstream)} value(s)"
+        )
+    return upstream[slot]
 
 
 def _map_over_lists(function: Any, args: dict[str, list], input_is_list: bool) -> list[Any]:

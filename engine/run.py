@@ -202,13 +202,14 @@ def run_workflow(
     node_classes: Mapping[str, type] | None = None,
     display_names: Mapping[str, str] | None = None,
     quiet: bool = True,
+    output_nodes: Iterable[str] | None = None,
 ) -> RunResult:
     """Load a workflow (UI or API format), apply overrides, and run it.
 
     `output_dir` / `input_dir` set the process-wide folders in `comfy_bridge` (where save nodes
     write, where bare file names are looked up). Node classes come from `node_classes`, else
     the `executor`'s, else the pack's `NODE_CLASS_MAPPINGS` (then default titles are the pack's
-    display names). Raises `WorkflowError` or `NodeExecutionError`.
+    display names). `output_nodes`: run only these node ids (default: every output node). Raises `WorkflowError` or `NodeExecutionError`.
     """
     pack_classes, pack_names = default_node_classes()
     if node_classes is None:
@@ -226,4 +227,4 @@ def run_workflow(
     if input_dir is not None:
         comfy_bridge.set_input_directory(Path(input_dir))
     executor = executor or Executor(node_classes, quiet=quiet)
-    return executor.run(prompt, source=source)
+    return executor.run(prompt, source=source, output_nodes=output_nodes)

@@ -139,8 +139,16 @@ def motion_trails_from_frames(
     dtype = frames.dtype if frames.is_floating_point() else torch.float32
     mixing = torch.zeros(indices.shape[0], frames.shape[0], dtype=dtype, device=frames.device)
     mixing.scatter_add_(1, indices.to(frames.device), weights.to(frames.device, dtype))
-    flat = frames.reshape(frames.shape[0], -1).to(dtype)
-    return (mixing @ flat).reshape(indices.shape[0], *frames.shape[1:])
+    flat = frames.reshape(frames.shape[0], -1)
+    if flat.dtype == dtype:
+        return (mixing @ flat).reshape(indices.shape[0], *frames.shape[1:])
+    # uint8 frames: converted to float a slice of pixels at a time (memory: the output plus a
+    # slice, not a float copy of every frame)
+    out = torch.empty(indices.shape[0], flat.shape[1], dtype=dtype, device=frames.device)
+    step = 1 << 18
+    for start in range(0, flat.shape[1], step):
+        out[:, start : start + step] = mixing @ flat[:, start : start + step].to(dtype)
+    return out.reshape(indices.shape[0], *frames.shape[1:])
 
 
 class MotionTrails(nn.Module):

@@ -54,18 +54,22 @@ class MLLMHandle:
 def choose_streams(route: Route, available: Mapping[str, torch.Tensor]) -> list[Stream]:
     """The streams of the route's branch: camera -> motion trails; object -> spotlight, or the
     crop for repetition counting; the original frames when the branch's stream is missing."""
-    if route.branch == "camera":
-        wanted = ["motion_trails"]
-    elif route.repetition:
-        wanted = ["crop", "spotlight"]
-    else:
-        wanted = ["spotlight", "background_blur"]
-    for kind in [*wanted, "original"]:
+    wanted = stream_preference(route)
+    for kind in wanted:
         if available.get(kind) is not None:
             return [Stream(kind, available[kind])]
     raise ValueError(
         f"no frames to show for the {route.branch} branch: connect {wanted[0]} or original"
     )
+
+
+def stream_preference(route: Route) -> list[str]:
+    """The stream kinds `choose_streams` takes for this route, best first (original last)."""
+    if route.branch == "camera":
+        return ["motion_trails", "original"]
+    if route.repetition:
+        return ["crop", "spotlight", "original"]
+    return ["spotlight", "background_blur", "original"]
 
 
 def ask(

@@ -18,11 +18,13 @@ from ..mllm import (
     parse_route,
     route_question,
 )
-from ..mllm.answering import answer_info
+from ..mllm.answering import answer_info, stream_preference
 from ..mllm.base import MLLMError
+from ..mllm.protocol import Route
 from ..video import VideoClip
 
 CATEGORY = "MotionSight/MLLM"
+_STREAMS = ("original", "spotlight", "motion_trails", "background_blur", "crop")
 _QUESTION = ("STRING", {"forceInput": True, "tooltip": "The question (from the Question node)."})
 _LABEL_TOOLTIP = (
     "auto: let the MLLM (or keyword rules) decide camera vs object motion. Or a label that wins: "
@@ -362,13 +364,31 @@ class MotionSightAsk:
                     "MOTIONSIGHT_VIDEO",
                     {"tooltip": "The video handle: gives the sample times stated in the prompt."},
                 ),
-                "original": ("IMAGE", stream),
-                "spotlight": ("IMAGE", stream),
-                "motion_trails": ("IMAGE", stream),
-                "background_blur": ("IMAGE", stream),
-                "crop": ("IMAGE", stream),
+                # Lazy: only the stream of the question's branch is computed (check_lazy_status).
+                **{name: ("IMAGE", {**stream, "lazy": True}) for name in _STREAMS},
             },
         }
+
+    def _route(self, question: str, label: str, mllm: MLLMHandle, route: str) -> Route:
+        """The route, decided once for check_lazy_status and the run that follows (ComfyUI keeps
+        node instances across prompts, so the decision is kept only for the same inputs)."""
+        key = (question, label, route, id(mllm))
+        decided = getattr(self, "_decided", None)
+        if decided is None or decided[0] != key:
+            made = (
+                parse_route(route) if route.strip() else route_question(question, label, mllm.model)
+            )
+            self._decided = decided = (key, made)
+        return decided[1]
+
+    def check_lazy_status(
+        self, mllm: MLLMHandle, question: str, label: str, route: str = "", **streams
+    ) -> list[str]:
+        """The branch's stream (the first connected one in `choose_streams`' order), if not yet evaluated."""
+        for kind in stream_preference(self._route(question, label, mllm, route or "")):
+            if kind in streams:  # connected (unconnected optional inputs are absent)
+                return [kind] if streams[kind] is None else []
+        return []
 
     def ask(
         self,
@@ -379,9 +399,8 @@ class MotionSightAsk:
         route: str = "",
         **streams: torch.Tensor,
     ):
-        decided = (
-            parse_route(route) if route.strip() else route_question(question, label, mllm.model)
-        )
+        decided = self._route(question, label, mllm, route)
+        streams = {k: v for k, v in streams.items() if k in _STREAMS and v is not None}
         chosen: list[Stream] = choose_streams(decided, streams)
         timestamps = list(video.sampling.timestamps) if video is not None else None
         answer = ask(mllm, question, chosen, timestamps)

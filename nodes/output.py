@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -16,40 +18,42 @@ _PREFIX_OK = re.compile(r"^[\w\-. /]+$")
 
 
 def contact_sheet(
-    images: torch.Tensor,
-    original: torch.Tensor | None = None,
+    images: torch.Tensor | np.ndarray,
+    original: torch.Tensor | np.ndarray | None = None,
     labels: list[str] | None = None,
     columns: int = 4,
     cell_side: int = 320,
 ) -> np.ndarray:
     """Tile frames into one RGB uint8 image; with `original`, each cell shows original | prompt.
 
-    images: `[N, H, W, 3]` float 0..1. Returns `[H', W', 3]` uint8.
+    images: `[N, H, W, 3]` float 0..1 (or uint8). Returns `[H', W', 3]` uint8. Thumbnails are
+    area-resized from uint8 frames (one conversion, no float copy of the batch).
     """
-
-    def thumbs(batch: torch.Tensor) -> torch.Tensor:
-        scale = cell_side / max(batch.shape[1:3])
-        size = (max(1, round(batch.shape[1] * scale)), max(1, round(batch.shape[2] * scale)))
-        resized = torch.nn.functional.interpolate(batch.permute(0, 3, 1, 2), size=size, mode="area")
-        return resized.permute(0, 2, 3, 1)
-
-    cells = thumbs(images)
+    frames = _to_uint8(images)
+    cells = _thumbs(frames, cell_side)
     if original is not None:
-        if original.shape[0] != images.shape[0]:
+        if original.shape[0] != frames.shape[0]:
             raise ValueError(
-                f"original has {original.shape[0]} frames, the prompt stream {images.shape[0]}"
+                f"original has {original.shape[0]} frames, the prompt stream {frames.shape[0]}"
             )
-        gap = torch.ones(cells.shape[0], cells.shape[1], 4, 3)
-        cells = torch.cat([thumbs(original), gap, cells], dim=2)
+        left = _thumbs(_to_uint8(original), cell_side)
+        if left.shape[1] != cells.shape[1]:  # same height, so the pair lines up
+            left = np.stack(
+                [
+                    cv2.resize(f, (f.shape[1] * cells.shape[1] // f.shape[0], cells.shape[1]))
+                    for f in left
+                ]
+            )
+        gap = np.full((cells.shape[0], cells.shape[1], 4, 3), 255, np.uint8)
+        cells = np.concatenate([left, gap, cells], axis=2)
     n, h, w, _ = cells.shape
     columns = min(columns, n)
     rows = -(-n // columns)
     pad = 6
     sheet = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
-    pixels = _to_uint8(cells)
     for i in range(n):  # a handful of thumbnails: placing them is bookkeeping, not pixel work
         y, x = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
-        sheet[y : y + h, x : x + w] = pixels[i]
+        sheet[y : y + h, x : x + w] = cells[i]
         if labels:
             for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # outlined text
                 cv2.putText(
@@ -65,13 +69,35 @@ def contact_sheet(
     return sheet
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+def _thumbs(frames: np.ndarray, cell_side: int) -> np.ndarray:
+    """uint8 `[N, H, W, 3]` area-resized so the longer side is `cell_side`."""
+    scale = cell_side / max(frames.shape[1:3])
+    size = (max(1, round(frames.shape[2] * scale)), max(1, round(frames.shape[1] * scale)))
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def _to_uint8(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """RGB uint8 `[N, H, W, 3]` from a float 0..1 IMAGE (or uint8 as it is)."""
+    if isinstance(images, np.ndarray):
+        return images if images.dtype == np.uint8 else _to_uint8(torch.from_numpy(images))
+    if images.dtype == torch.uint8:
+        return images.cpu().numpy()
+    return images.detach().cpu().mul(255).clamp_(0, 255).round_().to(torch.uint8).numpy()
+
+
+_PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # lossless; level 1 writes several times faster
 
 
 def _write_png(path, rgb: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), _PNG_FAST):
         raise OSError(f"could not write {path}")
+
+
+def _write_pngs(items: list[tuple]) -> None:
+    """Write `(path, rgb)` pairs on a few threads (OpenCV releases the GIL while encoding)."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for future in [pool.submit(_write_png, path, rgb) for path, rgb in items]:
+            future.result()  # the first failure is raised here
 
 
 def _next_run_folder(prefix: str):
@@ -154,12 +180,8 @@ class MotionSightSaveFrames:
         video: VideoClip | None = None,
     ):
         folder = _next_run_folder(filename_prefix)
-        frames = _to_uint8(images)
-        frame_files = []
-        for i, frame in enumerate(frames):
-            path = folder / f"frame_{i:03d}.png"
-            _write_png(path, frame)
-            frame_files.append(path)
+        frames = _to_uint8(images)  # the one float -> uint8 conversion
+        frame_files = [folder / f"frame_{i:03d}.png" for i in range(len(frames))]
         labels = [f"Frame{i}" for i in range(len(frames))]
         manifest: dict = {
             "frames": [p.name for p in frame_files],
@@ -176,7 +198,8 @@ class MotionSightSaveFrames:
                 timestamps=[round(t, 3) for t in video.sampling.timestamps],
             )
         sheet_path = folder / "contact_sheet.png"
-        _write_png(sheet_path, contact_sheet(images, original, labels))
+        sheet = contact_sheet(frames, original, labels)
+        _write_pngs([*zip(frame_files, frames, strict=True), (sheet_path, sheet)])
         manifest["contact_sheet"] = sheet_path.name
         manifest_path = folder / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2))

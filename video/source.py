@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -588,16 +588,44 @@ class FrameBatch:
             yield frames
 
 
+class ClipCache:
+    """What one decode pass of a clip produced: its sampled frames (float IMAGE) and the motion
+    trails rendered from the same pass, by `(echoes, decay, variant)`. Never the windows."""
+
+    def __init__(self) -> None:
+        self.frames: torch.Tensor | None = None
+        self.trails: dict[tuple[int, float, str], torch.Tensor] = {}
+
+    def __getstate__(self) -> dict:
+        return {}  # a copy starts empty
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+# The trails rendered with the samples: the Motion Trails node's defaults (the paper's).
+CACHED_TRAILS = (7, 0.65, "trailing")
+# Windows blended per step in that pass (memory: about 2 * 7 * CACHED_CHUNK uint8 frames).
+CACHED_CHUNK = 2
+
+
 @dataclass(frozen=True)
 class VideoClip:
     """A frame source plus the frames sampled from it: the `MOTIONSIGHT_VIDEO` value.
 
     `max_side` (0: original size) is the size limit every frame taken from the clip obeys.
+    For a video file, the first `frames()` decodes, in the same forward pass, the trail window
+    of each sample (`CACHED_ECHOES` frames ending at it) and keeps them in `cache` (uint8,
+    never more than those windows), so motion trails, detection and the answer share one
+    decode of the frames they need.
     """
 
     source: FrameSource
     sampling: Sampling
     max_side: int = 0
+    cache: ClipCache = field(
+        default_factory=ClipCache, init=False, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         if self.max_side < 0:
@@ -614,5 +642,25 @@ class VideoClip:
         return fit_size(self.info.width, self.info.height, self.max_side)
 
     def frames(self) -> torch.Tensor:
-        """The sampled frames as a ComfyUI IMAGE: float32 `[N, H, W, 3]` in 0..1."""
-        return self.source.read(self.sampling.indices, self.max_side).float().div_(255)
+        """The sampled frames as a ComfyUI IMAGE: float32 `[N, H, W, 3]` in 0..1.
+
+        For a video file, the first call decodes the default trail windows (`CACHED_TRAILS`),
+        which hold the samples, in one forward pass, and keeps the samples and those trails in
+        `cache`: Motion Trails with those settings then decodes nothing. Later calls return
+        the same tensor (treat it as read-only, as ComfyUI does with IMAGE values).
+        """
+        if self.cache.frames is not None:
+            return self.cache.frames
+        if not isinstance(self.source, VideoFile):
+            return self.source.read(self.sampling.indices, self.max_side).float().div_(255)
+        from .trails import render_motion_trails  # trails.py imports this module
+
+        width, height = self.size
+        samples = torch.empty((len(self.sampling.indices), height, width, 3), dtype=torch.uint8)
+        echoes, decay, variant = CACHED_TRAILS
+        trails = render_motion_trails(
+            self, echoes, decay, variant, chunk_size=CACHED_CHUNK, samples_into=samples
+        )
+        self.cache.trails[CACHED_TRAILS] = trails
+        self.cache.frames = samples.float().div_(255)
+        return self.cache.frames

@@ -1,0 +1,47 @@
+"""One decode per video: Load Video's samples and Motion Trails' windows share one pass."""
+
+from __future__ import annotations
+
+import torch
+
+from motionsight.nodes.video import MotionSightLoadVideo
+from motionsight.nodes.visual_prompts import MotionSightMotionTrails
+from motionsight.video import VideoClip, open_video, render_motion_trails
+
+
+def test_samples_and_trail_windows_are_decoded_once(sample_videos_dir):
+    path = sample_videos_dir / "diving_board.mp4"
+    frames, clip, _ = MotionSightLoadVideo().load(str(path), "segments", 16, 1.0, 96)
+    video = clip.source
+    decoded = video.frames_decoded
+    # one forward pass up to the last sample, each frame once
+    assert 0 < decoded <= max(clip.sampling.indices) + 1
+    (trails,) = MotionSightMotionTrails().render(7, 0.65, "trailing", video=clip)
+    assert video.frames_decoded == decoded  # the trails decoded nothing more
+    assert clip.frames() is frames and video.frames_decoded == decoded
+
+    # the same pixels as a fresh decode of the samples and of the windows
+    fresh_video = open_video(path)
+    fresh = VideoClip(fresh_video, clip.sampling, 96)
+    assert torch.equal(fresh_video.read(clip.sampling.indices, 96).float() / 255, frames)
+    assert torch.allclose(render_motion_trails(fresh), trails, atol=1e-6)
+    # other trail settings decode what they need
+    (forward,) = MotionSightMotionTrails().render(7, 0.65, "forward", video=clip)
+    assert video.frames_decoded > decoded and forward.shape == trails.shape
+    assert not torch.allclose(forward, trails)
+
+
+def test_the_cpu_blend_equals_the_kernel():
+    from motionsight.kernels.trails import motion_trails_from_frames, trail_windows
+    from motionsight.video.trails import _blend_cpu
+
+    frames = torch.randint(
+        0, 256, (9, 5, 6, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    pick, weights = trail_windows(
+        torch.tensor([0, 2, 8]), 9, 7, 0.65, "trailing"
+    )  # short windows too
+    out = torch.empty(3, 5, 6, 3)
+    _blend_cpu(frames, pick, weights, out)
+    expected = motion_trails_from_frames(frames, pick, weights / 255).clamp(0, 1)
+    assert torch.allclose(out, expected, atol=1e-6)
