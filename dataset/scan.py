@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 from ..detect.motion import MotionOptions, _gray_u8, _local_median, _residual_flow
 from ..video.source import Sampling, VideoFile
 from .clarity import blockiness, luma, sharpness
+from .thresholds import Thresholds
 
 __all__ = [
     "SCORES",
@@ -70,32 +71,6 @@ class ScanOptions:
     def __post_init__(self) -> None:
         if self.num_frames < 2 or self.work_side < 32 or self.clarity_frames < 1:
             raise ValueError(f"scan needs num_frames >= 2, work_side >= 32, clarity_frames >= 1; got {self}")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Which clips to keep (flags of ``motionsight dataset scan``; None = no limit).
-
-    A clip is kept when it decodes, its duration and size are within bounds, its clarity passes,
-    and it shows motion: object motion or camera motion at least the minimum (or, with the MLLM,
-    a yes-probability at least ``min_yes``). ``preference_share`` of the kept clips (the
-    strongest motion with good clarity) go to the preference split, the rest to SFT.
-    """
-
-    min_duration: float | None = 1.0
-    max_duration: float | None = 600.0
-    min_side: int | None = 224
-    min_clarity: float | None = 0.004
-    max_blockiness: float | None = 1.6
-    min_object_motion: float | None = 0.003
-    min_camera_motion: float | None = 0.02
-    min_moving_share: float | None = None
-    min_yes: float | None = None
-    preference_share: float = 0.125
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 def find_videos(inputs: Sequence[str | Path]) -> list[Path]:

@@ -335,7 +335,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dataset`` and its subcommands (and ``dataset review`` when that module exists)."""
     from ..dataset.export import PREFERENCE_TRAINERS
     from ..dataset.pairs import RULES
-    from ..dataset.scan import Thresholds
+    from ..dataset.thresholds import Thresholds
 
     ds = subparsers.add_parser("dataset", help="build MotionVid-QA-style SFT and preference data from videos",
                                description=__doc__.split("\n")[0])  # fmt: skip
