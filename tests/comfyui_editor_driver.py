@@ -27,6 +27,7 @@ TEXT_NODES = (
     "MotionSightAnswer",
     "MotionSightRouteQuestion",
     "MotionSightExtractActionObjects",
+    "MotionSightDescribeMotion",
 )
 LISTEN = """async () => {
   const { api } = await import('/scripts/api.js');
