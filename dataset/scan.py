@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..detect.motion import MotionOptions, _gray_u8, _local_median, _residual_flow
+from ..detect.motion import MotionOptions, gray_u8, local_median, residual_flow
 from ..video.source import Sampling, VideoFile
 from .clarity import blockiness, luma, sharpness
 from .thresholds import Thresholds
@@ -122,7 +122,7 @@ def motion_scores(
     n, _, h, w = frames.shape
     b = min(options.baseline, n - 1)
     pairs = [(i, i + b) for i in range(n - b)]
-    residual_np, homs, _ = _residual_flow(_gray_u8(frames), pairs, options)
+    residual_np, homs, _ = residual_flow(gray_u8(frames), pairs, options)
     dt = torch.tensor([max(times[j] - times[i], 1e-3) for i, j in pairs])
     side = float(max(h, w))
     points = np.array([[[0, 0]], [[w, 0]], [[0, h]], [[w, h]], [[w / 2, h / 2]]], np.float32)
@@ -132,7 +132,7 @@ def motion_scores(
     )
     residual = torch.from_numpy(residual_np)
     if options.parallax_window > 0:
-        residual = residual - _local_median(residual, options.parallax_window)
+        residual = residual - local_median(residual, options.parallax_window)
     magnitude = residual.norm(dim=-1)  # [P, h, w]
     flat = magnitude.flatten(1)
     med = flat.median(1).values

@@ -110,13 +110,13 @@ def _erode(mask: torch.Tensor, k: int) -> torch.Tensor:
     return -F.max_pool2d(-mask, k, stride=1, padding=k // 2)
 
 
-def _gray_u8(frames: torch.Tensor) -> np.ndarray:
+def gray_u8(frames: torch.Tensor) -> np.ndarray:
     """`[N, 3, h, w]` float 0..1 -> `[N, h, w]` uint8 luma for OpenCV."""
     gray = kornia.color.rgb_to_grayscale(frames)[:, 0]
     return (gray * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def _local_median(field: torch.Tensor, window: float, block: int = 8) -> torch.Tensor:
+def local_median(field: torch.Tensor, window: float, block: int = 8) -> torch.Tensor:
     """Local median of a vector field, smooth at the scale of `window`.
 
     The field is averaged over `block` px cells first (a median over every pixel's full window
@@ -142,7 +142,7 @@ def _local_median(field: torch.Tensor, window: float, block: int = 8) -> torch.T
     return rearrange(smooth, "p c h w -> p h w c")
 
 
-def _residual_flow(
+def residual_flow(
     gray: np.ndarray, pairs: list[tuple[int, int]], options: MotionOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each pair (i, j), the optical flow from frame i to j that the camera does not explain.
@@ -194,7 +194,7 @@ def _motion_evidence(residual: torch.Tensor, options: MotionOptions) -> torch.Te
     robust sigmas of the map), whichever is higher.
     """
     if options.parallax_window > 0:
-        residual = residual - _local_median(residual, options.parallax_window)
+        residual = residual - local_median(residual, options.parallax_window)
     magnitude = residual.norm(dim=-1)
     flat = magnitude.flatten(1)
     med = flat.median(1).values
@@ -240,7 +240,7 @@ def motion_masks(
     forward = [(i, i + b) for i in range(n - b)]
     # backward pairs: every frame from b on, or (one direction only) the frames forward misses
     backward = [(i, i - b) for i in range(b if options.bidirectional else n - b, n)]
-    residual, homs_np, share = _residual_flow(_gray_u8(frames), forward + backward, options)
+    residual, homs_np, share = residual_flow(gray_u8(frames), forward + backward, options)
     evidence = _motion_evidence(torch.from_numpy(residual).to(device), options)
     # per frame the weaker of its two directions (a frame near an end has only one)
     inf = float("inf")
