@@ -25,7 +25,8 @@ from .protocol import (
 
 DRY_RUN_HINT = (
     "No MLLM configured: set a model folder (--model PATH) or an OpenAI-compatible server "
-    "(--base-url URL --model-name NAME) to get an answer."
+    "(--base-url URL --model-name NAME) to get an answer (`motionsight run`: --set "
+    "MotionSightLoadMLLM.model=PATH)."
 )
 DRY_RUN_HINT_COMFYUI = (
     "No MLLM configured: on the Load MLLM node set `model` to a model folder (or a folder name "
