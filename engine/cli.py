@@ -15,13 +15,14 @@ its subparser and sets `func=handler` (`handler(args) -> int`); list the module 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import json
 import os
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,36 @@ def main(
         return 130
     except Exception as exc:  # anything else: one line, the traceback only when debugging
         return _fail(exc, EXIT_RUNTIME, debug, prefix=f"{type(exc).__name__}: ")
+
+
+class CliError(Exception):
+    """A user error in a subcommand's arguments: one line on stderr, exit status 2."""
+
+
+def guard(
+    handler: Callable[[argparse.Namespace], int],
+    label: Callable[[argparse.Namespace], str] = lambda args: args.command,
+) -> Callable[[argparse.Namespace], int]:
+    """A subcommand handler whose user errors end as one line `motionsight LABEL: error: ...` on
+    stderr and an exit status (2: arguments or workflow, 1: while running, 130: interrupted;
+    the durable commands resume when re-run), without a traceback."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        name = f"motionsight {label(args)}"
+        try:
+            return handler(args)
+        except (CliError, WorkflowError) as exc:
+            print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
+            return EXIT_WORKFLOW
+        except (ValueError, OSError, RuntimeError, NodeExecutionError) as exc:
+            print(f"{name}: error: {one_line(str(exc))}", file=sys.stderr)
+            return EXIT_RUNTIME
+        except KeyboardInterrupt:
+            print(f"{name}: interrupted; re-run to resume", file=sys.stderr)
+            return 130
+
+    return run
 
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:

@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,9 @@ from typing import Any
 from ..dataset.records import Record, clip_id, load_records, read_jsonl, write_jsonl
 from ..evaluation.results import ResultsStore, write_results
 from ..evaluation.runner import EXECUTORS
+from .cli import CliError, guard
 
 __all__ = ["Scanner", "register"]
-
-
-class CliError(Exception):
-    """A user error: one line on stderr, exit status 2."""
 
 
 # ---------------------------------------------------------------------------------- scan
@@ -299,22 +297,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- parser
-def _guard(handler):  # noqa: ANN001, ANN202
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except CliError as exc:
-            print(f"motionsight dataset {args.dataset_command}: error: {exc}", file=sys.stderr)
-            return 2
-        except (ValueError, OSError, RuntimeError) as exc:
-            print(f"motionsight dataset {args.dataset_command}: error: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f"motionsight dataset {args.dataset_command}: interrupted; re-run to resume", file=sys.stderr)
-            return 130
+def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    return guard(handler, lambda args: f"dataset {args.dataset_command}")
 
-    return run
 
 
 def _mllm_flags(parser: argparse.ArgumentParser, prefix: str = "", what: str = "the MLLM") -> None:

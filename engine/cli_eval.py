@@ -27,7 +27,8 @@ from ..evaluation.export import EXPORT_FORMATS, export_results
 from ..evaluation.results import load_results
 from ..evaluation.runner import EXECUTORS, run_eval
 from ..evaluation.scoring import compare_tables, compute_table
-from .errors import NodeExecutionError, WorkflowError
+from .cli import CliError, guard
+from .errors import WorkflowError
 
 __all__ = ["WorkflowAnswerer", "main", "parse_label_overrides", "parse_sets", "register"]
 
@@ -37,10 +38,6 @@ LABEL_INPUT = "MotionSightQuestion.label"
 ANSWER_CLASS = "MotionSightAsk"
 EXTRACT_CLASS = "MotionSightExtractActionObjects"
 LOADER_CLASS = "MotionSightLoadMLLM"
-
-
-class CliError(Exception):
-    """A user error: printed as one line on stderr, exit status 2."""
 
 
 # -- argument helpers --------------------------------------------------------------------------
@@ -440,29 +437,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn user errors into one line on stderr and a non-zero status (no traceback)."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except CliError as exc:
-            print(f"motionsight {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        except WorkflowError as exc:
-            print(f"motionsight {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        except (ValueError, OSError, RuntimeError, NodeExecutionError) as exc:
-            print(f"motionsight {args.command}: error: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f"motionsight {args.command}: interrupted; re-run to resume", file=sys.stderr)
-            return 130
-
-    return run
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``eval`` and ``export`` subcommands."""
     ev = subparsers.add_parser(
@@ -511,7 +485,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="progress bar on stderr (default: when it is a terminal)")  # fmt: skip
     ev.add_argument("--compare", nargs=2, metavar=("A.jsonl", "B.jsonl"),
                     help="print per-category accuracy of two results files side by side")  # fmt: skip
-    ev.set_defaults(func=_guard(_cmd_eval), command="eval")
+    ev.set_defaults(func=guard(_cmd_eval), command="eval")
 
     ex = subparsers.add_parser("export", help="write results as SFT or preference training records")
     ex.add_argument("--results", required=True, metavar="R.jsonl")
@@ -520,7 +494,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ex.add_argument("--target", choices=("gold", "model"), default="gold",
                     help="SFT reply: the correct answer, or the model's own correct outputs")  # fmt: skip
     ex.add_argument("--video-root", metavar="DIR", help="write video paths relative to DIR")
-    ex.set_defaults(func=_guard(_cmd_export), command="export")
+    ex.set_defaults(func=guard(_cmd_export), command="export")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
