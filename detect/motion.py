@@ -51,6 +51,15 @@ class MotionOptions:
     baseline: flow goes from each sampled frame to the ones this many samples later and
         earlier; 2 lets slow objects (a distant train) move far enough to be measured while
         fast ones stay trackable; 1 suits very fast motion.
+    slow_baseline: a second, longer span (samples; 4 is a good value) for movers too slow for
+        `baseline` (the far cars of a train): its motion seeds objects where it holds towards
+        both sides, and near the ends extends them as far as the short span agrees. Off (0) by
+        default: it also boxes near ground whose parallax the long span exaggerates (see
+        docs/SPOTLIGHT_CLUSTERING.md). Off as well when not above `baseline` or with fewer
+        than 2x this many frames.
+    slow_max_camera: the slow span is used only when the camera's median motion over
+        `baseline` samples is below this fraction of the frame side (a moving camera makes
+        long-span flow fail on the background).
     parallax_window: side of the local-median window, as a fraction of the frame side, whose
         residual flow is subtracted as parallax; 0 turns parallax compensation off. Objects
         much thinner than the window keep their motion.
@@ -75,6 +84,8 @@ class MotionOptions:
     min_area: float = 0.002
     max_objects: int = 3
     baseline: int = 2
+    slow_baseline: int = 0
+    slow_max_camera: float = 0.01
     parallax_window: float = 0.2
     bidirectional: bool = True
     hysteresis: float = 0.45
@@ -87,6 +98,8 @@ class MotionOptions:
             f"{name} {rule}"
             for name, ok, rule in (
                 ("baseline", self.baseline >= 1, ">= 1"),
+                ("slow_baseline", self.slow_baseline >= 0, ">= 0"),
+                ("slow_max_camera", self.slow_max_camera >= 0, ">= 0"),
                 ("work_side", self.work_side >= 16, ">= 16"),
                 ("max_objects", self.max_objects >= 1, ">= 1"),
                 ("parallax_window", 0 <= self.parallax_window < 1, "in [0, 1)"),
@@ -215,6 +228,25 @@ def _grow(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(grown)).to(strong.device)
 
 
+def _evidence(
+    gray: np.ndarray, baseline: int, options: MotionOptions, device: torch.device
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Per-frame motion evidence `[N, h, w]` over flows `baseline` samples apart, and the
+    homographies `[P, 3, 3]` and inlier shares `[P]` of the forward pairs."""
+    n = gray.shape[0]
+    b = min(baseline, n - 1)
+    forward = [(i, i + b) for i in range(n - b)]
+    # backward pairs: every frame from b on, or (one direction only) the frames forward misses
+    backward = [(i, i - b) for i in range(b if options.bidirectional else n - b, n)]
+    residual, homs, share = residual_flow(gray, forward + backward, options)
+    evidence = _motion_evidence(torch.from_numpy(residual).to(device), options)
+    # per frame the weaker of its two directions (a frame near an end has only one)
+    inf = float("inf")
+    ahead = F.pad(evidence[: len(forward)], (0, 0, 0, 0, 0, n - len(forward)), value=inf)
+    behind = F.pad(evidence[len(forward) :], (0, 0, 0, 0, n - len(backward), 0), value=inf)
+    return torch.minimum(ahead, behind), homs[: len(forward)], share[: len(forward)]
+
+
 def motion_masks(
     frames: torch.Tensor, options: MotionOptions | None = None
 ) -> tuple[torch.Tensor, dict]:
@@ -236,17 +268,28 @@ def motion_masks(
     device = frames.device
     if n < 2:
         return torch.zeros(n, h, w, dtype=torch.bool, device=device), {"camera_shift_px": []}
-    b = min(options.baseline, n - 1)
-    forward = [(i, i + b) for i in range(n - b)]
-    # backward pairs: every frame from b on, or (one direction only) the frames forward misses
-    backward = [(i, i - b) for i in range(b if options.bidirectional else n - b, n)]
-    residual, homs_np, share = residual_flow(gray_u8(frames), forward + backward, options)
-    evidence = _motion_evidence(torch.from_numpy(residual).to(device), options)
-    # per frame the weaker of its two directions (a frame near an end has only one)
-    inf = float("inf")
-    ahead = F.pad(evidence[: len(forward)], (0, 0, 0, 0, 0, n - len(forward)), value=inf)
-    behind = F.pad(evidence[len(forward) :], (0, 0, 0, 0, n - len(backward), 0), value=inf)
-    evidence = torch.minimum(ahead, behind)
+    luma = gray_u8(frames)
+    evidence, homs_np, share = _evidence(luma, options.baseline, options, device)
+    seeds, weak = evidence, evidence
+    centre = np.array([[[w / 2, h / 2]]], np.float32)
+    # the camera's motion between each frame and the one `baseline` samples later
+    shift = [float(np.linalg.norm(cv2.perspectiveTransform(centre, hm) - centre)) for hm in homs_np]
+    sb = options.slow_baseline
+    steady = float(np.median(shift)) < options.slow_max_camera * max(h, w)
+    if sb > options.baseline and n > 2 * sb and steady:
+        # a slow mover (a distant train) moves too little over `baseline` samples to be seen
+        # whole. Over `slow_baseline` samples (with a steady camera: a fast one makes long-span
+        # flow fail) it seeds objects where both directions agree.
+        # A frame near an end has one direction only, where the ground an object is about to
+        # cover (or has left) shows as a ghost: there the long span only extends objects, and
+        # only as far as the short span agrees (within 4x: a real mover's residual about
+        # doubles from the short span to the long one; a ghost is plain ground at the short one)
+        slow, _, _ = _evidence(luma, sb, options, device)
+        one_sided = torch.zeros(n, 1, 1, dtype=torch.bool, device=device)
+        one_sided[:sb] = one_sided[n - sb :] = True
+        seeds = torch.maximum(evidence, slow.masked_fill(one_sided, 0.0))
+        agreed = torch.where(one_sided, torch.minimum(slow, 4 * evidence), slow)
+        weak = torch.maximum(evidence, agreed)
     # texture: local standard deviation of luma over a 7x7 window, spread to the object's inside
     gray = kornia.color.rgb_to_grayscale(frames)
     mean = F.avg_pool2d(gray, 7, 1, 3, count_include_pad=False)
@@ -256,23 +299,17 @@ def motion_masks(
         .sqrt()
     )
     textured = _dilate((std > options.min_texture).float(), 9)[:, 0] > 0.5
-    moving = (evidence > 1) & textured
+    moving = (seeds > 1) & textured
     if options.hysteresis < 1:
-        moving = _grow(moving, (evidence > options.hysteresis) & textured)
+        moving = _grow(moving, (weak > options.hysteresis) & textured)
     mask = moving.float().unsqueeze(1)
     # open away speckle, then close so an object's parts join into one component
     k = max(3, int(round(options.close_fraction * max(h, w))) | 1)
     mask = _dilate(_erode(mask, 3), 3)
     mask = _erode(_dilate(mask, k), k)
-    centre = np.array([[[w / 2, h / 2]]], np.float32)
-    # the camera's motion between each frame and the one `baseline` samples later
-    shift = [
-        float(np.linalg.norm(cv2.perspectiveTransform(centre, hm) - centre))
-        for hm in homs_np[: len(forward)]
-    ]
     facts = {
         "camera_shift_px": [round(v, 2) for v in shift],
-        "background_share": [round(float(v), 2) for v in share[: len(forward)]],
+        "background_share": [round(float(v), 2) for v in share],
     }
     return mask[:, 0] > 0.5, facts
 

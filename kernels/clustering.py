@@ -262,7 +262,9 @@ def robust_cluster_boxes(
        other boxes are kept when they touch the kept box grown by `attach` x its size on each
        side (parts of the same actor: a mower and its pusher).
     4. A frame without a kept box borrows its neighbours' boxes (the union of the nearest kept
-       box before and after, or the nearest one at the ends): never the whole frame.
+       box before and after; at the ends, the nearest one, and for an actor that travels
+       further than its size also that box carried on at the track's mean velocity): never
+       the whole frame.
     5. Each frame's box is the union over frames `t - hold .. t + hold` (absorbs a part missed
        in one frame), grown by `margin` x its size on each side (what moves is often only part
        of the actor: arms, not the legs); a box narrower or shorter than `min_box_size` grows to
@@ -339,6 +341,18 @@ def robust_cluster_boxes(
             kept[f] = boxes[f][i]
         seen = [f for f, _ in main]
     ids = torch.tensor([0 if kept[f] is not None else -1 for f in range(n)], dtype=torch.long)
+    # a small actor that travels further than its own size (a ball, a bird) keeps moving
+    # before its first and after its last sighting: carry its box on at the track's mean
+    # velocity (least squares over the kept box centres)
+    velocity = torch.zeros(2, dtype=torch.float64)
+    if len(seen) >= 3:
+        t = torch.tensor(seen, dtype=torch.float64)
+        centres = torch.stack([(kept[g][:2] + kept[g][2:]) / 2 for g in seen])
+        sides = torch.stack([kept[g][2:] - kept[g][:2] for g in seen]).mean(0)
+        t = t - t.mean()
+        fitted = (t[:, None] * (centres - centres.mean(0))).sum(0) / (t * t).sum()
+        if bool((fitted.abs() * (seen[-1] - seen[0]) > sides).any()):
+            velocity = fitted
     filled: list[torch.Tensor] = []
     for f in range(n):
         if kept[f] is not None:
@@ -347,6 +361,9 @@ def robust_cluster_boxes(
         before = [g for g in seen if g < f]
         after = [g for g in seen if g > f]
         near = ([kept[before[-1]]] if before else []) + ([kept[after[0]]] if after else [])
+        if not (before and after):  # past an end: the nearest box and where it moves to
+            g = before[-1] if before else after[0]
+            near.append(kept[g] + (f - g) * velocity.repeat(2))
         filled.append(_union(torch.stack(near)))
     stacked = torch.stack(filled)
     out = torch.stack([_union(stacked[max(0, f - hold) : f + hold + 1]) for f in range(n)])

@@ -96,6 +96,36 @@ def test_one_false_box_cannot_blow_up_the_spotlight_and_empty_frames_borrow():
     assert out.boxes[0].tolist() == actor[1][0].tolist()  # borrowed, not the whole frame
 
 
+def test_a_small_fast_actor_missed_at_the_ends_is_carried_on_at_its_velocity():
+    truth = [torch.tensor([[10.0 + 30 * i, 200, 30 + 30 * i, 220]]) for i in range(16)]
+    seen = [t if 3 <= i <= 12 else torch.zeros(0, 4) for i, t in enumerate(truth)]
+    out = robust_cluster_boxes(seen, 480, 640, margin=0.0, hold=0)
+    for i in (0, 1, 2, 13, 14, 15):  # where it was before it was first seen, and after
+        box, true = out.boxes[i], truth[i][0]
+        assert bool((box[:2] <= true[:2]).all() and (box[2:] >= true[2:]).all()), (i, box, true)
+    # a large actor that barely moves is not extrapolated: it keeps the nearest box
+    slow = [torch.tensor([[100.0 + i, 100, 300 + i, 400]]) for i in range(16)]
+    slow[0] = torch.zeros(0, 4)
+    out = robust_cluster_boxes(slow, 480, 640, margin=0.0, hold=0)
+    assert out.boxes[0].tolist() == slow[1][0].tolist()
+
+
+def test_the_slow_span_finds_the_distant_train_whole(clip_detections, sample_videos_dir):
+    # the far cars barely move over 2 samples; over 4 (steady camera) the whole train moves
+    frames = sampled_frames(sample_videos_dir / "desert_train.mp4")
+    slow = detect_and_track(frames, "train", load_detector("motion", slow_baseline=4))
+    default = _score(clip_detections["desert_train"], "desert_train", "robust")
+    with_slow = _score(slow, "desert_train", "robust")
+    assert default.held <= 2 and with_slow.held >= 10, (default, with_slow)
+    assert with_slow.area <= 1.2 * with_slow.oracle, with_slow
+    # a fast-moving camera (the drone following the jeep) turns the slow span off
+    aerial = sampled_frames(sample_videos_dir / "desert_vehicles_aerial.mp4")
+    found = load_detector("motion", slow_baseline=4).detect(aerial, [])
+    assert [b.tolist() for b in found.boxes] == [
+        b.tolist() for b in load_detector("motion").detect(aerial, []).boxes
+    ]
+
+
 def test_person_prompts_add_people_boxes_and_small_frames_only_skip_them():
     detector = load_detector("motion")
     video = make_video(seed=0)
