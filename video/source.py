@@ -3,7 +3,8 @@
 `VideoFile` decodes on demand with OpenCV (FFmpeg backend) and never holds the video in memory:
 every `read` opens its own capture, walks forward through the wanted frames (grabbing small
 gaps, seeking over big ones) and closes it again, so the object is cheap to keep, to share
-between threads and to pickle (the engine caches it, Ray ships it to workers).
+between threads and to pickle (the engine caches it, Ray ships it to workers). The first read
+after opening reuses the capture that probed the file (and the first frame it decoded).
 `FrameBatch` wraps an in-memory ComfyUI IMAGE batch (e.g. VideoHelperSuite's Load Video) with
 the same interface. `VideoClip` (a source, its `Sampling` and a size limit) is the
 `MOTIONSIGHT_VIDEO` value nodes pass to each other.
@@ -292,8 +293,18 @@ def _scan_packets(path: str) -> tuple[int, tuple[int, ...]] | None:
         cap.release()
 
 
-def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None]:
-    """Validate a video file and read its info (decodes its first frame)."""
+@dataclass
+class _Warm:
+    """The probe's capture, just past frame 0, and that frame (BGR): the first read goes on
+    from there instead of opening the file again."""
+
+    cap: cv2.VideoCapture
+    first: np.ndarray
+
+
+def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None, _Warm]:
+    """Validate a video file and read its info (decodes its first frame); also returns the
+    open capture, positioned after that frame."""
     if not os.path.exists(path):
         raise VideoError(f"video file not found: {path}")
     if not os.path.isfile(path):
@@ -308,16 +319,25 @@ def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None]:
 
     cap = _open_capture(path)
     try:
-        if not cap.isOpened():
-            raise VideoError(
-                f"{path} cannot be opened as a video: not a video file, or truncated/corrupt "
-                "so that its container cannot be read"
-            )
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        claimed = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        ok, first = cap.read()
-    finally:
+        info, keyframes, first = _check_capture(path, cap)
+    except BaseException:
         cap.release()
+        raise
+    return info, keyframes, _Warm(cap, first)
+
+
+def _check_capture(
+    path: str, cap: cv2.VideoCapture
+) -> tuple[VideoInfo, tuple[int, ...] | None, np.ndarray]:
+    """`_probe`'s checks on its open capture; returns the info, keyframes and first frame."""
+    if not cap.isOpened():
+        raise VideoError(
+            f"{path} cannot be opened as a video: not a video file, or truncated/corrupt "
+            "so that its container cannot be read"
+        )
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    claimed = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, first = cap.read()
     claimed_count = int(round(claimed)) if math.isfinite(claimed) and 0 < claimed < 2**40 else 0
     if not ok or first is None:
         said = f" (its header claims {claimed_count} frames)" if claimed_count else ""
@@ -338,7 +358,7 @@ def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None]:
                 f"holds only {frame_count} (frame {frame_count} onwards is missing)"
             )
     height, width = first.shape[:2]
-    return VideoInfo(path, fps, frame_count, int(width), int(height)), keyframes
+    return VideoInfo(path, fps, frame_count, int(width), int(height)), keyframes, first
 
 
 class _Decoder:
@@ -347,10 +367,13 @@ class _Decoder:
     def __init__(self, video: VideoFile) -> None:
         self.info = video.info
         self.keyframes = video.keyframes
-        self.cap = _open_capture(video.info.path)
+        warm = video._take_warm()
+        # The probe's frame 0, already decoded (the probe's capture goes on from frame 1).
+        self.first = warm.first if warm is not None else None
+        self.cap = warm.cap if warm is not None else _open_capture(video.info.path)
         if not self.cap.isOpened():
             raise VideoError(f"{video.info.path} can no longer be opened as a video")
-        self.pos = 0  # index of the frame the next grab() returns
+        self.pos = 1 if warm is not None else 0  # index of the frame the next grab() returns
         # Decoded frames land in one reused buffer: a fresh array per frame costs page faults.
         self.scratch: np.ndarray | None = None
         self.grabs = self.seeks = self.seek_decodes = 0
@@ -374,6 +397,10 @@ class _Decoder:
 
     def frame(self, index: int) -> np.ndarray:
         """Decode frame `index` (BGR `[H, W, 3]` uint8, valid until the next call)."""
+        if index == 0 and self.first is not None:
+            first, self.first = self.first, None
+            self.grabs += 1  # decoded once, by the probe
+            return first
         landing = self._landing(index)
         if index < self.pos:
             seek = True
@@ -415,12 +442,24 @@ class VideoFile:
         self.seeks = 0
         self.seek_decodes = 0
         self._lock = threading.Lock()
+        self._warm: _Warm | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> VideoFile:
-        """Probe and validate `path`; raises `VideoError` naming the file when unusable."""
-        info, keyframes = _probe(os.path.abspath(os.fspath(path)))
-        return cls(info, keyframes)
+        """Probe and validate `path`; raises `VideoError` naming the file when unusable.
+
+        The probe's capture stays open for the first read (one open of the file for the
+        probe and the first decode); it is closed by that read, or with the object."""
+        info, keyframes, warm = _probe(os.path.abspath(os.fspath(path)))
+        video = cls(info, keyframes)
+        video._warm = warm
+        return video
+
+    def _take_warm(self) -> _Warm | None:
+        """The probe's open capture, to the one caller that asks first."""
+        with self._lock:
+            warm, self._warm = self._warm, None
+        return warm
 
     @property
     def frames_decoded(self) -> int:
@@ -443,6 +482,7 @@ class VideoFile:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         del state["_lock"]  # locks do not pickle; counters travel as they are
+        state["_warm"] = None  # nor do open captures: a copy opens its own
         return state
 
     def __setstate__(self, state: dict) -> None:

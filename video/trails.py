@@ -36,6 +36,11 @@ def _read_chunks(
             yield buffer[: len(chunk)].copy_(clip.source.read(chunk, clip.max_side))
 
 
+# Rows of float32 pixels folded at a time: a band this size stays in the CPU's L2 cache while
+# all of its window's frames are added in, instead of going through memory once per frame.
+_BAND_BYTES = 1 << 19
+
+
 def _blend_cpu(
     frames: torch.Tensor, pick: torch.Tensor, weights: torch.Tensor, out: torch.Tensor
 ) -> None:
@@ -44,25 +49,33 @@ def _blend_cpu(
     The same sum as `kernels.trails.motion_trails_from_frames`, computed as OpenCV's running
     average (`accumulateWeighted`, uint8 in, float32 out, SIMD): each step's alpha is chosen so
     the fold ends with exactly `weights`. Several times faster than a float matrix product over
-    converted frames, and no float copy of the frames.
+    converted frames, and no float copy of the frames. The fold runs a band of rows at a time
+    in a small cache-resident accumulator, which is then scaled into `out` (one write of it).
 
     frames: uint8 `[U, H, W, 3]`; pick: int `[N, T]`; weights: `[N, T]` summing to 1 per row;
     out: float32 `[N, H, W, 3]`, contiguous, written in place.
     """
     source = frames.numpy()
+    height, width = source.shape[1:3]
+    band = max(1, min(height, _BAND_BYTES // (width * 3 * 4)))
+    acc = np.zeros((band, width, 3), np.float32)
     for n in range(pick.shape[0]):
         row = [(int(i), float(w)) for i, w in zip(pick[n], weights[n], strict=True) if w > 0]
         alphas, remaining = [], 1.0
         for _, w in reversed(row):  # the last frame keeps its weight; earlier ones are scaled
             alphas.append(w / remaining if remaining > 1e-12 else 0.0)
             remaining -= w
+        alphas[-1] = 1.0  # the first frame's (its weight over itself): starts the fold exactly
+        steps = [(i, alpha) for (i, _), alpha in zip(row, reversed(alphas), strict=True)]
         dst = out[n].numpy()
-        first, *rest = zip(row, reversed(alphas), strict=True)
-        np.multiply(source[first[0][0]], first[1], out=dst, casting="unsafe")  # alpha is 1 here
-        for (i, _), alpha in rest:
-            cv2.accumulateWeighted(source[i], dst, alpha)
-        np.multiply(dst, 1 / 255, out=dst)
-        np.clip(dst, 0, 1, out=dst)
+        for top in range(0, height, band):
+            rows = slice(top, min(top + band, height))
+            part = acc[: rows.stop - top]
+            part.fill(0)  # so alpha 1 copies the first frame exactly
+            for i, alpha in steps:
+                cv2.accumulateWeighted(source[i, rows], part, alpha)
+            # weights >= 0 and summing to 1: only rounding can pass 1, nothing goes below 0
+            np.minimum(np.multiply(part, 1 / 255, out=dst[rows]), 1.0, out=dst[rows])
 
 
 def _positions(order: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -130,26 +143,30 @@ def render_motion_trails(
     # arithmetic. Two uint8 buffers of distinct frames take turns (this chunk's, the previous
     # chunk's to carry frames over from).
     ring = [torch.empty((rows, height, width, 3), dtype=torch.uint8) for _ in range(2)]
+    # Frames move between buffers one memcpy each, in numpy: torch's uint8 index_select and
+    # copies run many times slower on the CPU (they also spin up threads for a few frames).
+    ring_np = [r.numpy() for r in ring]
+    samples_np = samples_into.numpy() if samples_into is not None else None
     reads = _read_chunks(
         clip, [f.tolist() for f in fresh], (ring[c % 2] for c in range(len(bounds)))
     )
     prev_order = torch.empty(0, dtype=torch.long)
     try:
         for c, ((a, b), need, new) in enumerate(zip(bounds, needed, fresh, strict=True)):
-            buffer, prev_buffer = ring[c % 2], ring[(c + 1) % 2]
+            buffer, held, prev_held = ring[c % 2], ring_np[c % 2], ring_np[(c + 1) % 2]
             next(reads)  # decodes the new frames into buffer[:len(new)]
             carried = need[~torch.isin(need, new)]
-            if len(carried):
-                rows_from = _positions(prev_order, carried)
-                torch.index_select(prev_buffer, 0, rows_from, out=buffer[len(new) : len(need)])
+            for row, src in enumerate(_positions(prev_order, carried).tolist(), len(new)):
+                held[row] = prev_held[src]
             order = torch.cat([new, carried])  # the frame index held by each buffer row
             frames = buffer[: len(need)].to(device)
             prev_order = order
 
             # One weighted sum over the distinct frames (a [windows x frames] mixing matrix);
             # 1/255 folded into the weights, so the blend lands in 0..1 without another pass.
-            if samples_into is not None:
-                samples_into[a:b] = buffer[_positions(order, samples[a:b])]
+            if samples_np is not None:
+                for row, src in enumerate(_positions(order, samples[a:b]).tolist(), a):
+                    samples_np[row] = held[src]
             pick = _positions(order, window_idx[a:b].flatten()).view(b - a, span)
             if device.type == "cpu":
                 _blend_cpu(frames, pick, window_w[a:b], out[a:b])
