@@ -212,13 +212,17 @@ def _index_list(indices: Sequence[int] | torch.Tensor, info: VideoInfo) -> list[
     return out
 
 
-def _put_rgb(bgr: np.ndarray, size: tuple[int, int], slot: np.ndarray) -> None:
-    """Resize a decoded BGR frame to `size` (w, h) and write it as RGB into `slot` [h, w, 3]."""
+def _put_frame(bgr: np.ndarray, size: tuple[int, int], slot: np.ndarray, rgb: bool = True) -> None:
+    """Resize a decoded BGR frame to `size` (w, h) and write it into `slot` [h, w, 3], as RGB
+    (or left BGR with `rgb=False`; nothing to do when it was decoded into `slot` itself)."""
     if (bgr.shape[1], bgr.shape[0]) != size:
         cv2.resize(bgr, size, dst=slot, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(slot, cv2.COLOR_BGR2RGB, dst=slot)
-    else:
+        if rgb:
+            cv2.cvtColor(slot, cv2.COLOR_BGR2RGB, dst=slot)
+    elif rgb:
         cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=slot)
+    elif bgr.ctypes.data != slot.ctypes.data:
+        np.copyto(slot, bgr)
 
 
 def _buffer_rows(buffer: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -395,8 +399,9 @@ class _Decoder:
             "frame count in its header)"
         )
 
-    def frame(self, index: int) -> np.ndarray:
-        """Decode frame `index` (BGR `[H, W, 3]` uint8, valid until the next call)."""
+    def frame(self, index: int, into: np.ndarray | None = None) -> np.ndarray:
+        """Decode frame `index` (BGR `[H, W, 3]` uint8, valid until the next call); `into`: a
+        contiguous array of the frame's shape to decode into (else a reused scratch array)."""
         if index == 0 and self.first is not None:
             first, self.first = self.first, None
             self.grabs += 1  # decoded once, by the probe
@@ -419,10 +424,11 @@ class _Decoder:
                 raise self._truncated(self.pos)
             self.pos += 1
             self.grabs += 1
-        ok, bgr = self.cap.retrieve(self.scratch)
+        ok, bgr = self.cap.retrieve(self.scratch if into is None else into)
         if not ok or bgr is None:
             raise self._truncated(index)
-        self.scratch = bgr
+        if into is None:
+            self.scratch = bgr
         return bgr
 
 
@@ -502,6 +508,7 @@ class VideoFile:
         chunks: Iterable[Sequence[int] | torch.Tensor],
         max_side: int = 0,
         into: Iterable[torch.Tensor] | None = None,
+        bgr: bool = False,
     ) -> Iterator[torch.Tensor]:
         """`read` for several index lists in turn, through one capture kept open between them.
 
@@ -510,8 +517,11 @@ class VideoFile:
         `into`: optional uint8 CPU buffers, one per chunk, each with at least as many rows as
         its chunk; frames are decoded straight into their leading rows (reused buffers spare
         the page faults of fresh ones) and the yielded tensors are views of them.
+        `bgr`: frames in the decoder's BGR order (spares a pass over each frame; at full size
+        they are decoded straight into place).
         """
         size = fit_size(self.info.width, self.info.height, max_side)
+        direct = bgr and size == (self.info.width, self.info.height)
         buffers = iter(into) if into is not None else None
         decoder: _Decoder | None = None
         try:
@@ -528,7 +538,9 @@ class VideoFile:
                 for index in sorted(slots):
                     decoder = decoder or _Decoder(self)
                     first, *repeats = slots[index]
-                    _put_rgb(decoder.frame(index), size, out[first])
+                    slot = out[first]
+                    frame = decoder.frame(index, slot if direct else None)
+                    _put_frame(frame, size, slot, rgb=not bgr)
                     for slot in repeats:
                         out[slot] = out[first]
                 yield torch.from_numpy(out)
@@ -617,11 +629,14 @@ class FrameBatch:
         chunks: Iterable[Sequence[int] | torch.Tensor],
         max_side: int = 0,
         into: Iterable[torch.Tensor] | None = None,
+        bgr: bool = False,
     ) -> Iterator[torch.Tensor]:
-        """`read` for several index lists in turn (`into` as in `VideoFile.iter_read`)."""
+        """`read` for several index lists in turn (`into`, `bgr` as in `VideoFile.iter_read`)."""
         buffers = iter(into) if into is not None else None
         for chunk in chunks:
             frames = self.read(chunk, max_side)
+            if bgr:
+                frames = frames.flip(-1)
             if buffers is not None:
                 rows = torch.from_numpy(_buffer_rows(next(buffers), tuple(frames.shape)))
                 frames = rows.copy_(frames)

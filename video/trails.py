@@ -27,40 +27,47 @@ __all__ = ["render_motion_trails"]
 def _read_chunks(
     clip: VideoClip, chunks: list[list[int]], into: Iterator[torch.Tensor]
 ) -> Iterator[torch.Tensor]:
-    """uint8 `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields."""
+    """uint8 BGR `[len(chunk), H, W, 3]` per chunk, written into the buffers `into` yields.
+
+    BGR, the decoder's order: frames go from the decoder to the blend without a colour pass;
+    the blend writes its output as RGB."""
     iter_read = getattr(clip.source, "iter_read", None)
     if iter_read is not None:  # one decoder for all chunks
-        yield from iter_read(chunks, clip.max_side, into=into)
+        yield from iter_read(chunks, clip.max_side, into=into, bgr=True)
     else:
         for chunk, buffer in zip(chunks, into, strict=False):
-            yield buffer[: len(chunk)].copy_(clip.source.read(chunk, clip.max_side))
+            frames = clip.source.read(chunk, clip.max_side).flip(-1)
+            yield buffer[: len(chunk)].copy_(frames)
 
 
 # Rows of float32 pixels folded at a time: a band this size stays in the CPU's L2 cache while
 # all of its window's frames are added in, instead of going through memory once per frame.
 _BAND_BYTES = 1 << 19
+# Per pixel: RGB = this 3x3 matrix times BGR, with the 0..255 -> 0..1 scale folded in.
+_BGR_TO_RGB_01 = np.fliplr(np.eye(3, dtype=np.float32)) / np.float32(255)
 
 
 def _blend_cpu(
     frames: torch.Tensor, pick: torch.Tensor, weights: torch.Tensor, out: torch.Tensor
 ) -> None:
-    """`out[n] = sum_t weights[n, t] * frames[pick[n, t]] / 255`, clamped to 0..1, on the CPU.
+    """`out[n] = sum_t weights[n, t] * rgb(frames[pick[n, t]]) / 255`, clamped to 0..1, on the CPU.
 
     The same sum as `kernels.trails.motion_trails_from_frames`, computed as OpenCV's running
     average (`accumulateWeighted`, uint8 in, float32 out, SIMD): each step's alpha is chosen so
     the fold ends with exactly `weights`. Several times faster than a float matrix product over
     converted frames, and no float copy of the frames. The fold runs a band of rows at a time
-    in a small cache-resident accumulator, which is then scaled into `out` (one write of it).
+    in a small cache-resident accumulator, which is then scaled into `out` (one write of it)
+    with its channels put in RGB order in the same step.
 
-    frames: uint8 `[U, H, W, 3]`; pick: int `[N, T]`; weights: `[N, T]` summing to 1 per row;
-    out: float32 `[N, H, W, 3]`, contiguous, written in place.
+    frames: uint8 BGR `[U, H, W, 3]`; pick: int `[N, T]`; weights: `[N, T]` summing to 1 per
+    row; out: float32 RGB `[N, H, W, 3]`, contiguous, written in place.
     """
     source = frames.numpy()
     height, width = source.shape[1:3]
     band = max(1, min(height, _BAND_BYTES // (width * 3 * 4)))
     acc = np.zeros((band, width, 3), np.float32)
-    for n in range(pick.shape[0]):
-        row = [(int(i), float(w)) for i, w in zip(pick[n], weights[n], strict=True) if w > 0]
+    for n, (picked, weighed) in enumerate(zip(pick.tolist(), weights.tolist(), strict=True)):
+        row = [(i, w) for i, w in zip(picked, weighed, strict=True) if w > 0]
         alphas, remaining = [], 1.0
         for _, w in reversed(row):  # the last frame keeps its weight; earlier ones are scaled
             alphas.append(w / remaining if remaining > 1e-12 else 0.0)
@@ -74,8 +81,10 @@ def _blend_cpu(
             part.fill(0)  # so alpha 1 copies the first frame exactly
             for i, alpha in steps:
                 cv2.accumulateWeighted(source[i, rows], part, alpha)
-            # weights >= 0 and summing to 1: only rounding can pass 1, nothing goes below 0
-            np.minimum(np.multiply(part, 1 / 255, out=dst[rows]), 1.0, out=dst[rows])
+            # weights >= 0 and summing to 1: only rounding can pass 255, nothing goes below 0;
+            # clamped in the cached band, then BGR -> RGB and scaled into `out` in one pass
+            cv2.threshold(part, 255.0, 255.0, cv2.THRESH_TRUNC, dst=part)
+            cv2.transform(part, _BGR_TO_RGB_01, dst=dst[rows])
 
 
 def _positions(order: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
@@ -166,13 +175,14 @@ def render_motion_trails(
             # 1/255 folded into the weights, so the blend lands in 0..1 without another pass.
             if samples_np is not None:
                 for row, src in enumerate(_positions(order, samples[a:b]).tolist(), a):
-                    samples_np[row] = held[src]
+                    cv2.cvtColor(held[src], cv2.COLOR_BGR2RGB, dst=samples_np[row])
             pick = _positions(order, window_idx[a:b].flatten()).view(b - a, span)
             if device.type == "cpu":
                 _blend_cpu(frames, pick, window_w[a:b], out[a:b])
             else:
                 weights = window_w[a:b].to(dtype=torch.float32) / 255
-                out[a:b] = motion_trails_from_frames(frames, pick, weights).clamp_(0, 1).cpu()
+                trails = motion_trails_from_frames(frames, pick, weights).clamp_(0, 1)
+                out[a:b] = trails.flip(-1).cpu()  # BGR -> RGB
             if progress is not None:
                 progress(b - a)
     finally:
