@@ -14,6 +14,8 @@ time for both.
 `--minutes 1,10`: instead, this tree only, on clips of those lengths made in a temporary folder
 by looping `--video`'s frames (OpenCV's mp4v writer, streamed, never committed): median wall
 time and peak RSS of the ask dry run per length (is memory flat in the video's length?).
+`--one-pass` adds a row per length where the decoder never seeks (every frame to the last
+sample decoded, as on a clip with one keyframe).
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ print("BENCH " + json.dumps({
 }))
 """
 
+
+# Prepended to CHILD for `--one-pass`: the decoder never seeks, it walks forward through every
+# frame to the last sample, as it must on a clip with a single keyframe (the worst case).
+ONE_PASS = r"""
+from motionsight.video import source
+source._Decoder._landing = lambda self, target: None
+source._SEEK_GAP_UNKNOWN_GOP = 1 << 62
+"""
 
 HELP = (
     "import sys\nfrom motionsight.engine.cli import main\nmain(sys.argv[1:])\nprint('BENCH {}')\n"
@@ -97,7 +107,9 @@ def run_child(
 
 def write_looped(src: str, dst: str, minutes: float) -> int:
     """Write `src`'s frames over and over into `dst` (mp4v, `src`'s rate and size) until it
-    lasts `minutes`; streams (one frame in memory). Returns the frame count."""
+    lasts `minutes`; streams (one frame in memory). Returns the frame count. OpenCV's mp4v
+    writer puts a keyframe every 12 frames (it ignores VIDEOWRITER_PROP_KEY_INTERVAL), so
+    the ask seeks from window to window; the keyframes are reported."""
     import cv2
 
     cap = cv2.VideoCapture(src)
@@ -122,23 +134,38 @@ def write_looped(src: str, dst: str, minutes: float) -> int:
 def by_length(args: argparse.Namespace) -> None:
     """Ask dry run (this tree, fresh processes) on looped clips of `--minutes` lengths."""
     tree = shim(ROOT, "new")
+    sys.path.insert(0, str(tree))
+    from motionsight.video import open_video  # noqa: E402
+
     minutes = [float(m) for m in args.minutes.split(",")]
     print(
         f"motionsight ask (dry run) on {args.video} looped to {args.minutes} minutes (mp4v), "
         f"{args.runs} runs each"
     )
-    print(f"{'minutes':>7} {'frames':>7} {'wall s':>8} {'peak RSS MiB':>13} {'frames decoded':>15}")
+    print(
+        f"{'minutes':>7} {'frames':>7} {'keyframes':>9} {'wall s':>8} {'peak RSS MiB':>13} "
+        f"{'frames decoded':>15} decoder"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for length in minutes:
             clip = f"{tmp}/looped_{length:g}min.mp4"
             frames = write_looped(str(VIDEOS / args.video), clip, length)
-            rows = []
-            for _ in range(args.runs):
-                wall, rss, info = run_child(tree, ["ask", clip, args.question, "--quiet"], tmp)
-                assert info["code"] == 0, info
-                rows.append((wall, rss, info["decoded"]))
-            wall, rss, decoded = (statistics.median(r[i] for r in rows) for i in range(3))
-            print(f"{length:7g} {frames:7d} {wall:8.2f} {rss / 2**20:13.0f} {decoded:15.0f}")
+            keyframes = len(open_video(clip).keyframes or ())
+            for mode, code in (("seeks", CHILD), ("one pass", ONE_PASS + CHILD)):
+                if mode == "one pass" and not args.one_pass:
+                    continue
+                rows = []
+                for _ in range(args.runs):
+                    argv = ["ask", clip, args.question, "--quiet"]
+                    wall, rss, info = run_child(tree, argv, tmp, code)
+                    assert info["code"] == 0, info
+                    rows.append((wall, rss, info["decoded"]))
+                wall, rss, decoded = (statistics.median(r[i] for r in rows) for i in range(3))
+                print(
+                    f"{length:7g} {frames:7d} {keyframes:9d} {wall:8.2f} {rss / 2**20:13.0f} "
+                    f"{decoded:15.0f} {mode}",
+                    flush=True,
+                )
 
 
 def needed_frames(video: str) -> int:
@@ -159,6 +186,11 @@ def main() -> None:
     parser.add_argument("--question", default="How does the camera move?")
     parser.add_argument(
         "--minutes", default="", help="e.g. 1,10: this tree on looped clips of these lengths"
+    )
+    parser.add_argument(
+        "--one-pass",
+        action="store_true",
+        help="with --minutes: also with a decoder that never seeks",
     )
     args = parser.parse_args()
     if args.minutes:
