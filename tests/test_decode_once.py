@@ -51,3 +51,25 @@ def test_the_cpu_blend_equals_the_kernel(band_rows, monkeypatch):
     _blend_cpu(frames, pick, weights, out)  # BGR frames in (as decoded), RGB out
     expected = motion_trails_from_frames(frames.flip(-1), pick, weights / 255).clamp(0, 1)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_the_probes_capture_and_first_frame_serve_the_first_read(sample_videos_dir, monkeypatch):
+    import pickle
+
+    from motionsight.video import source
+
+    opened: list[bool] = []
+    real = source._open_capture
+
+    def counting(path: str, raw: bool = False):
+        opened.append(raw)
+        return real(path, raw)
+
+    monkeypatch.setattr(source, "_open_capture", counting)
+    video = open_video(sample_videos_dir / "desert_train.mp4")
+    assert pickle.loads(pickle.dumps(video))._warm is None  # a copy opens its own capture
+    first = video.read([0, 3])
+    assert opened == [False, True]  # the probe's capture, kept for this read; the packet scan
+    again = video.read([3, 0])
+    assert opened == [False, True, False] and torch.equal(first, again.flip(0))
+    assert video.frames_decoded == 4 + 4  # frames 0..3 each time (0 by the probe the first)

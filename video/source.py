@@ -538,9 +538,9 @@ class VideoFile:
                 for index in sorted(slots):
                     decoder = decoder or _Decoder(self)
                     first, *repeats = slots[index]
-                    slot = out[first]
-                    frame = decoder.frame(index, slot if direct else None)
-                    _put_frame(frame, size, slot, rgb=not bgr)
+                    target = out[first]
+                    frame = decoder.frame(index, target if direct else None)
+                    _put_frame(frame, size, target, rgb=not bgr)
                     for slot in repeats:
                         out[slot] = out[first]
                 yield torch.from_numpy(out)
