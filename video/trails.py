@@ -13,6 +13,7 @@ them without decoding again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -99,7 +100,7 @@ def render_motion_trails(
     decay: float = 0.65,
     variant: str = "trailing",
     device: torch.device | str = "cpu",
-    chunk_size: int = 4,
+    chunk_size: int = 2,
     progress: Callable[[int], None] | None = None,
     samples_into: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -110,9 +111,10 @@ def render_motion_trails(
         echoes: frames per window (7 in the paper).
         decay: the fold's decay (0.65 in the paper).
         variant: "trailing" (frames t-6..t) or "forward" (frames t..t+6), see kernels.trails.
-        device: where the blending runs.
-        chunk_size: windows blended per step; memory holds about `chunk_size * echoes` frames,
-            whatever the video's length.
+        device: where the blending runs. On the CPU a chunk is blended on a worker thread
+            while the next one decodes (OpenCV releases the GIL in both).
+        chunk_size: windows blended per step; memory holds about `2 * chunk_size * echoes`
+            frames, whatever the video's length.
         progress: called with the number of output frames finished after each step.
         samples_into: optional uint8 `[N, H, W, 3]`: receives the sampled frames themselves
             (each lies in its window), so one pass gives both.
@@ -160,6 +162,17 @@ def render_motion_trails(
         clip, [f.tolist() for f in fresh], (ring[c % 2] for c in range(len(bounds)))
     )
     prev_order = torch.empty(0, dtype=torch.long)
+    blender = ThreadPoolExecutor(max_workers=1) if device.type == "cpu" else None
+    pending: tuple[Future, int] | None = None  # the previous chunk's blend, and its windows
+
+    def finish_pending() -> None:
+        nonlocal pending
+        if pending is not None:
+            (job, count), pending = pending, None
+            job.result()  # its error, if any, is raised here
+            if progress is not None:
+                progress(count)
+
     try:
         for c, ((a, b), need, new) in enumerate(zip(bounds, needed, fresh, strict=True)):
             buffer, held, prev_held = ring[c % 2], ring_np[c % 2], ring_np[(c + 1) % 2]
@@ -177,14 +190,21 @@ def render_motion_trails(
                 for row, src in enumerate(_positions(order, samples[a:b]).tolist(), a):
                     cv2.cvtColor(held[src], cv2.COLOR_BGR2RGB, dst=samples_np[row])
             pick = _positions(order, window_idx[a:b].flatten()).view(b - a, span)
-            if device.type == "cpu":
-                _blend_cpu(frames, pick, window_w[a:b], out[a:b])
+            if blender is not None:
+                # The previous chunk's blend read the other buffer, which the next chunk
+                # decodes into: it must be done before this one is handed over.
+                finish_pending()
+                job = blender.submit(_blend_cpu, frames, pick, window_w[a:b], out[a:b])
+                pending = (job, b - a)
             else:
                 weights = window_w[a:b].to(dtype=torch.float32) / 255
                 trails = motion_trails_from_frames(frames, pick, weights).clamp_(0, 1)
                 out[a:b] = trails.flip(-1).cpu()  # BGR -> RGB
-            if progress is not None:
-                progress(b - a)
+                if progress is not None:
+                    progress(b - a)
+        finish_pending()
     finally:
         reads.close()  # an interrupt (progress raising) releases the capture at once
+        if blender is not None:
+            blender.shutdown(wait=True)  # nothing writes into `out` or reads the ring after this
     return out
