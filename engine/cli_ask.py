@@ -123,7 +123,8 @@ DRY_RUN_SETS = ["MotionSightLoadMLLM.model=", "MotionSightLoadMLLM.base_url="]
 
 
 # The node classes whose frames belong to one branch: a Save node fed by one of them saves that
-# branch, and runs only when the question takes that branch.
+# branch, and runs only when the question takes that branch. A Save node fed by the Ask node's
+# `shown_frames` (the shipped routed workflow) saves whichever branch was taken.
 BRANCH_OF = {
     "MotionSightMotionTrails": "camera",
     "MotionSightSpotlight": "object",
@@ -183,7 +184,7 @@ def run_ask(args: argparse.Namespace) -> int:
         failure = exc
         sets = overrides + DRY_RUN_SETS
         result = run(sets, [ask_id])  # same executor: decoded frames are reused
-    answer, info = result.output(ask_id).result
+    answer, info = result.output(ask_id).result[:2]
     details = json.loads(info)
 
     def save() -> list[dict]:

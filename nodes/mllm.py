@@ -337,8 +337,15 @@ class MotionSightAsk:
     CATEGORY = CATEGORY
     FUNCTION = "ask"
     OUTPUT_NODE = True
-    RETURN_TYPES = ("STRING", "STRING")
-    RETURN_NAMES = ("answer", "info")
+    # `shown_frames` is appended last so links saved by slot stay valid.
+    RETURN_TYPES = ("STRING", "STRING", "IMAGE")
+    RETURN_NAMES = ("answer", "info", "shown_frames")
+    OUTPUT_TOOLTIPS = (
+        "The answer (on a dry run, the request it would send).",
+        "JSON: the route, the streams shown, the model and the prompt.",
+        "The visual-prompt frames shown to the model for the question's branch (also on a dry "
+        "run). Save these: only the chosen branch is then computed.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls) -> dict:
@@ -405,7 +412,7 @@ class MotionSightAsk:
         timestamps = list(video.sampling.timestamps) if video is not None else None
         answer = ask(mllm, question, chosen, timestamps)
         info = answer_info(answer, decided, chosen)
-        return _with_text(answer.text, (answer.text, info))
+        return _with_text(answer.text, (answer.text, info, chosen[0].frames))
 
 
 class MotionSightAnswer:

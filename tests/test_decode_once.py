@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from motionsight.nodes.video import MotionSightLoadVideo
@@ -31,9 +32,14 @@ def test_samples_and_trail_windows_are_decoded_once(sample_videos_dir):
     assert not torch.allclose(forward, trails)
 
 
-def test_the_cpu_blend_equals_the_kernel():
+@pytest.mark.parametrize("band_rows", [2, 0], ids=["bands of 2 rows", "one band"])
+def test_the_cpu_blend_equals_the_kernel(band_rows, monkeypatch):
     from motionsight.kernels.trails import motion_trails_from_frames, trail_windows
+    from motionsight.video import trails
     from motionsight.video.trails import _blend_cpu
+
+    if band_rows:  # the fold runs band by band (5 rows: 2 + 2 + 1)
+        monkeypatch.setattr(trails, "_BAND_BYTES", band_rows * 6 * 3 * 4)
 
     frames = torch.randint(
         0, 256, (9, 5, 6, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
@@ -42,6 +48,28 @@ def test_the_cpu_blend_equals_the_kernel():
         torch.tensor([0, 2, 8]), 9, 7, 0.65, "trailing"
     )  # short windows too
     out = torch.empty(3, 5, 6, 3)
-    _blend_cpu(frames, pick, weights, out)
-    expected = motion_trails_from_frames(frames, pick, weights / 255).clamp(0, 1)
+    _blend_cpu(frames, pick, weights, out)  # BGR frames in (as decoded), RGB out
+    expected = motion_trails_from_frames(frames.flip(-1), pick, weights / 255).clamp(0, 1)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_the_probes_capture_and_first_frame_serve_the_first_read(sample_videos_dir, monkeypatch):
+    import pickle
+
+    from motionsight.video import source
+
+    opened: list[bool] = []
+    real = source._open_capture
+
+    def counting(path: str, raw: bool = False):
+        opened.append(raw)
+        return real(path, raw)
+
+    monkeypatch.setattr(source, "_open_capture", counting)
+    video = open_video(sample_videos_dir / "desert_train.mp4")
+    assert pickle.loads(pickle.dumps(video))._warm is None  # a copy opens its own capture
+    first = video.read([0, 3])
+    assert opened == [False, True]  # the probe's capture, kept for this read; the packet scan
+    again = video.read([3, 0])
+    assert opened == [False, True, False] and torch.equal(first, again.flip(0))
+    assert video.frames_decoded == 4 + 4  # frames 0..3 each time (0 by the probe the first)

@@ -151,3 +151,56 @@ def test_a_reused_ask_instance_routes_each_question_anew():
     assert node.check_lazy_status(mllm, "q", "camera", **streams) == ["motion_trails"]
     assert node.check_lazy_status(mllm, "q", "object", **streams) == ["spotlight"]
     assert node.check_lazy_status(mllm, "q", "object", spotlight=torch.zeros(1, 2, 2, 3)) == []
+
+
+def test_motionsight_run_of_the_routed_workflow_runs_only_the_branch_it_saves(
+    sample_videos_dir, tmp_path, capsys
+):
+    """All output nodes run (as in the editor): the one Save node is fed by Ask's shown frames,
+    so the other branch's nodes never execute."""
+    import json
+
+    import motionsight
+    from motionsight.engine import load_workflow
+    from motionsight.engine.cli import main
+    from motionsight.engine.cli_ask import WORKFLOW
+
+    classes = {
+        n: node["class_type"]
+        for n, node in load_workflow(WORKFLOW, motionsight.NODE_CLASS_MAPPINGS).items()
+    }
+    trails = {"MotionSightMotionTrails"}
+    spotlight = {
+        "MotionSightExtractActionObjects",
+        "MotionSightDetectAndTrack",
+        "MotionSightSpotlightBoxes",
+        "MotionSightSpotlight",
+    }
+
+    def run(question: str, label: str, out: str) -> tuple[list[str], dict]:
+        code = main(
+            [
+                "run", str(WORKFLOW), "--json", "--quiet", "--output", str(tmp_path / out),
+                "--set", f"MotionSightLoadVideo.video={sample_videos_dir / 'desert_train.mp4'}",
+                "--set", "MotionSightLoadVideo.max_side=96",
+                "--set", f"MotionSightQuestion.question={question}",
+                "--set", f"MotionSightQuestion.label={label}",
+            ]
+        )  # fmt: skip
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0
+        ran = [classes[n] for n in report["executed"]]
+        (save,) = [o for o in report["outputs"] if o["class_type"] == "MotionSightSaveFrames"]
+        (ask,) = [o for o in report["outputs"] if o["class_type"] == "MotionSightAsk"]
+        assert ask["result"][2]["shape"] == [16, 96, 96, 3]  # shown_frames: what was saved
+        assert len(save["ui"]["frames"]) == 16 and len(list((tmp_path / out).rglob("*.png"))) == 17
+        return ran, json.loads(ask["result"][1])
+
+    camera, info = run("How does the camera move?", "camera", "camera")
+    assert info["streams"] == ["motion_trails"] and trails <= set(camera)
+    assert not set(camera) & (spotlight | {"MotionSightCrop"})
+    obj, info = run("What does the train do?", "object", "object")
+    assert info["streams"] == ["spotlight"] and spotlight <= set(obj)
+    assert not set(obj) & (trails | {"MotionSightCrop"})
+    for ran in (camera, obj):  # every node that ran, ran once
+        assert len(ran) == len(set(ran)) and ran.count("MotionSightLoadVideo") == 1

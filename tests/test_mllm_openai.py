@@ -101,7 +101,7 @@ def test_routed_workflow_through_the_server_and_the_saved_workflow_has_no_key(
         {**sets, "MotionSightQuestion.question": "What does the man push?"},
         output_dir=tmp_path,
     )
-    answer, info = result.output("MotionSightAsk").result
+    answer, info, shown = result.output("MotionSightAsk").result
     info = json.loads(info)
     assert (
         answer == "B" and info["route"]["branch"] == "object" and info["streams"] == ["spotlight"]
@@ -117,7 +117,7 @@ def test_routed_workflow_through_the_server_and_the_saved_workflow_has_no_key(
     assert image_urls(route) == [] and "camera or object" in content_text(route)
     assert content_text(final) == info["prompt_text"] and len(image_urls(final)) == 16
     assert content_text(final).startswith("Spotlight video:\nFrame0: <image>\nFrame1: <image>")
-    assert info["num_images"] == 16 and info["errors"] == []
+    assert info["num_images"] == 16 and info["errors"] == [] and shown.shape[0] == 16
     saved = json.dumps(to_ui_workflow(result.prompt, motionsight.NODE_CLASS_MAPPINGS))
     assert SECRET not in saved and KEY_ENV in saved and server.base_url in saved
 

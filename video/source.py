@@ -3,7 +3,8 @@
 `VideoFile` decodes on demand with OpenCV (FFmpeg backend) and never holds the video in memory:
 every `read` opens its own capture, walks forward through the wanted frames (grabbing small
 gaps, seeking over big ones) and closes it again, so the object is cheap to keep, to share
-between threads and to pickle (the engine caches it, Ray ships it to workers).
+between threads and to pickle (the engine caches it, Ray ships it to workers). The first read
+after opening reuses the capture that probed the file (and the first frame it decoded).
 `FrameBatch` wraps an in-memory ComfyUI IMAGE batch (e.g. VideoHelperSuite's Load Video) with
 the same interface. `VideoClip` (a source, its `Sampling` and a size limit) is the
 `MOTIONSIGHT_VIDEO` value nodes pass to each other.
@@ -211,13 +212,17 @@ def _index_list(indices: Sequence[int] | torch.Tensor, info: VideoInfo) -> list[
     return out
 
 
-def _put_rgb(bgr: np.ndarray, size: tuple[int, int], slot: np.ndarray) -> None:
-    """Resize a decoded BGR frame to `size` (w, h) and write it as RGB into `slot` [h, w, 3]."""
+def _put_frame(bgr: np.ndarray, size: tuple[int, int], slot: np.ndarray, rgb: bool = True) -> None:
+    """Resize a decoded BGR frame to `size` (w, h) and write it into `slot` [h, w, 3], as RGB
+    (or left BGR with `rgb=False`; nothing to do when it was decoded into `slot` itself)."""
     if (bgr.shape[1], bgr.shape[0]) != size:
         cv2.resize(bgr, size, dst=slot, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(slot, cv2.COLOR_BGR2RGB, dst=slot)
-    else:
+        if rgb:
+            cv2.cvtColor(slot, cv2.COLOR_BGR2RGB, dst=slot)
+    elif rgb:
         cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=slot)
+    elif bgr.ctypes.data != slot.ctypes.data:
+        np.copyto(slot, bgr)
 
 
 def _buffer_rows(buffer: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -292,8 +297,18 @@ def _scan_packets(path: str) -> tuple[int, tuple[int, ...]] | None:
         cap.release()
 
 
-def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None]:
-    """Validate a video file and read its info (decodes its first frame)."""
+@dataclass
+class _Warm:
+    """The probe's capture, just past frame 0, and that frame (BGR): the first read goes on
+    from there instead of opening the file again."""
+
+    cap: cv2.VideoCapture
+    first: np.ndarray
+
+
+def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None, _Warm]:
+    """Validate a video file and read its info (decodes its first frame); also returns the
+    open capture, positioned after that frame."""
     if not os.path.exists(path):
         raise VideoError(f"video file not found: {path}")
     if not os.path.isfile(path):
@@ -308,16 +323,25 @@ def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None]:
 
     cap = _open_capture(path)
     try:
-        if not cap.isOpened():
-            raise VideoError(
-                f"{path} cannot be opened as a video: not a video file, or truncated/corrupt "
-                "so that its container cannot be read"
-            )
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        claimed = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        ok, first = cap.read()
-    finally:
+        info, keyframes, first = _check_capture(path, cap)
+    except BaseException:
         cap.release()
+        raise
+    return info, keyframes, _Warm(cap, first)
+
+
+def _check_capture(
+    path: str, cap: cv2.VideoCapture
+) -> tuple[VideoInfo, tuple[int, ...] | None, np.ndarray]:
+    """`_probe`'s checks on its open capture; returns the info, keyframes and first frame."""
+    if not cap.isOpened():
+        raise VideoError(
+            f"{path} cannot be opened as a video: not a video file, or truncated/corrupt "
+            "so that its container cannot be read"
+        )
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    claimed = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, first = cap.read()
     claimed_count = int(round(claimed)) if math.isfinite(claimed) and 0 < claimed < 2**40 else 0
     if not ok or first is None:
         said = f" (its header claims {claimed_count} frames)" if claimed_count else ""
@@ -338,7 +362,7 @@ def _probe(path: str) -> tuple[VideoInfo, tuple[int, ...] | None]:
                 f"holds only {frame_count} (frame {frame_count} onwards is missing)"
             )
     height, width = first.shape[:2]
-    return VideoInfo(path, fps, frame_count, int(width), int(height)), keyframes
+    return VideoInfo(path, fps, frame_count, int(width), int(height)), keyframes, first
 
 
 class _Decoder:
@@ -347,10 +371,13 @@ class _Decoder:
     def __init__(self, video: VideoFile) -> None:
         self.info = video.info
         self.keyframes = video.keyframes
-        self.cap = _open_capture(video.info.path)
+        warm = video._take_warm()
+        # The probe's frame 0, already decoded (the probe's capture goes on from frame 1).
+        self.first = warm.first if warm is not None else None
+        self.cap = warm.cap if warm is not None else _open_capture(video.info.path)
         if not self.cap.isOpened():
             raise VideoError(f"{video.info.path} can no longer be opened as a video")
-        self.pos = 0  # index of the frame the next grab() returns
+        self.pos = 1 if warm is not None else 0  # index of the frame the next grab() returns
         # Decoded frames land in one reused buffer: a fresh array per frame costs page faults.
         self.scratch: np.ndarray | None = None
         self.grabs = self.seeks = self.seek_decodes = 0
@@ -372,8 +399,13 @@ class _Decoder:
             "frame count in its header)"
         )
 
-    def frame(self, index: int) -> np.ndarray:
-        """Decode frame `index` (BGR `[H, W, 3]` uint8, valid until the next call)."""
+    def frame(self, index: int, into: np.ndarray | None = None) -> np.ndarray:
+        """Decode frame `index` (BGR `[H, W, 3]` uint8, valid until the next call); `into`: a
+        contiguous array of the frame's shape to decode into (else a reused scratch array)."""
+        if index == 0 and self.first is not None:
+            first, self.first = self.first, None
+            self.grabs += 1  # decoded once, by the probe
+            return first
         landing = self._landing(index)
         if index < self.pos:
             seek = True
@@ -392,10 +424,11 @@ class _Decoder:
                 raise self._truncated(self.pos)
             self.pos += 1
             self.grabs += 1
-        ok, bgr = self.cap.retrieve(self.scratch)
+        ok, bgr = self.cap.retrieve(self.scratch if into is None else into)
         if not ok or bgr is None:
             raise self._truncated(index)
-        self.scratch = bgr
+        if into is None:
+            self.scratch = bgr
         return bgr
 
 
@@ -415,12 +448,24 @@ class VideoFile:
         self.seeks = 0
         self.seek_decodes = 0
         self._lock = threading.Lock()
+        self._warm: _Warm | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> VideoFile:
-        """Probe and validate `path`; raises `VideoError` naming the file when unusable."""
-        info, keyframes = _probe(os.path.abspath(os.fspath(path)))
-        return cls(info, keyframes)
+        """Probe and validate `path`; raises `VideoError` naming the file when unusable.
+
+        The probe's capture stays open for the first read (one open of the file for the
+        probe and the first decode); it is closed by that read, or with the object."""
+        info, keyframes, warm = _probe(os.path.abspath(os.fspath(path)))
+        video = cls(info, keyframes)
+        video._warm = warm
+        return video
+
+    def _take_warm(self) -> _Warm | None:
+        """The probe's open capture, to the one caller that asks first."""
+        with self._lock:
+            warm, self._warm = self._warm, None
+        return warm
 
     @property
     def frames_decoded(self) -> int:
@@ -443,6 +488,7 @@ class VideoFile:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         del state["_lock"]  # locks do not pickle; counters travel as they are
+        state["_warm"] = None  # nor do open captures: a copy opens its own
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -462,6 +508,7 @@ class VideoFile:
         chunks: Iterable[Sequence[int] | torch.Tensor],
         max_side: int = 0,
         into: Iterable[torch.Tensor] | None = None,
+        bgr: bool = False,
     ) -> Iterator[torch.Tensor]:
         """`read` for several index lists in turn, through one capture kept open between them.
 
@@ -470,8 +517,11 @@ class VideoFile:
         `into`: optional uint8 CPU buffers, one per chunk, each with at least as many rows as
         its chunk; frames are decoded straight into their leading rows (reused buffers spare
         the page faults of fresh ones) and the yielded tensors are views of them.
+        `bgr`: frames in the decoder's BGR order (spares a pass over each frame; at full size
+        they are decoded straight into place).
         """
         size = fit_size(self.info.width, self.info.height, max_side)
+        direct = bgr and size == (self.info.width, self.info.height)
         buffers = iter(into) if into is not None else None
         decoder: _Decoder | None = None
         try:
@@ -488,7 +538,9 @@ class VideoFile:
                 for index in sorted(slots):
                     decoder = decoder or _Decoder(self)
                     first, *repeats = slots[index]
-                    _put_rgb(decoder.frame(index), size, out[first])
+                    target = out[first]
+                    frame = decoder.frame(index, target if direct else None)
+                    _put_frame(frame, size, target, rgb=not bgr)
                     for slot in repeats:
                         out[slot] = out[first]
                 yield torch.from_numpy(out)
@@ -577,11 +629,14 @@ class FrameBatch:
         chunks: Iterable[Sequence[int] | torch.Tensor],
         max_side: int = 0,
         into: Iterable[torch.Tensor] | None = None,
+        bgr: bool = False,
     ) -> Iterator[torch.Tensor]:
-        """`read` for several index lists in turn (`into` as in `VideoFile.iter_read`)."""
+        """`read` for several index lists in turn (`into`, `bgr` as in `VideoFile.iter_read`)."""
         buffers = iter(into) if into is not None else None
         for chunk in chunks:
             frames = self.read(chunk, max_side)
+            if bgr:
+                frames = frames.flip(-1)
             if buffers is not None:
                 rows = torch.from_numpy(_buffer_rows(next(buffers), tuple(frames.shape)))
                 frames = rows.copy_(frames)
