@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.export import write_json
+
 __all__ = [
     "PREFERENCE_TRAINERS",
     "SFT_TRAINERS",
@@ -111,21 +113,6 @@ def _prepare(
     return rows
 
 
-def _write(path: Path, rows: list[Any], jsonl: bool) -> Path:
-    """Atomically write a JSON list (indented) or JSON lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        if jsonl:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            json.dump(rows, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
-    os.replace(tmp, path)
-    return path
-
-
 def _dataset_info(out_dir: Path, name: str, entry: dict[str, Any]) -> Path:
     """Add (or replace) ``name`` in ``out_dir/dataset_info.json``, keeping other entries."""
     path = out_dir / "dataset_info.json"
@@ -138,7 +125,7 @@ def _dataset_info(out_dir: Path, name: str, entry: dict[str, Any]) -> Path:
         if not isinstance(info, dict):
             raise ExportError(f"{path}: expected a JSON object of dataset entries")
     info[name] = entry
-    return _write(path, info, jsonl=False)  # type: ignore[arg-type]
+    return write_json(path, info, jsonl=False)
 
 
 def _check_trainer(trainer: str, allowed: tuple[str, ...], kind: str) -> None:
@@ -169,7 +156,7 @@ def export_sft(
                 {"from": "human", "value": r["prompt"]}, {"from": "gpt", "value": r["answer"]}]}
             for r in rows
         ]  # fmt: skip
-        return [_write(out / f"{name}.json", data, jsonl=False)]
+        return [write_json(out / f"{name}.json", data, jsonl=False)]
     if trainer == "llamafactory":
         data = [
             {"conversations": [{"from": "human", "value": r["prompt"]},
@@ -182,7 +169,7 @@ def export_sft(
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system", "videos": "videos"},
         }
-        return [_write(out / f"{name}.json", data, jsonl=False), _dataset_info(out, name, entry)]
+        return [write_json(out / f"{name}.json", data, jsonl=False), _dataset_info(out, name, entry)]
     if trainer == "ms-swift":
         data = [
             {"messages": [{"role": "system", "content": r["system"]},
@@ -191,12 +178,12 @@ def export_sft(
              "videos": [r["video"]]}
             for r in rows
         ]  # fmt: skip
-        return [_write(out / f"{name}.jsonl", data, jsonl=True)]
+        return [write_json(out / f"{name}.jsonl", data, jsonl=True)]
     data = [  # trl: conversational language modeling, structured content, a videos column
         {"messages": [_trl_user(r), _trl_assistant(r["answer"])], "videos": [r["video"]]}
         for r in rows
     ]
-    return [_write(out / f"{name}.jsonl", data, jsonl=True)]
+    return [write_json(out / f"{name}.jsonl", data, jsonl=True)]
 
 
 def _trl_user(row: Mapping[str, str]) -> dict[str, Any]:
@@ -231,7 +218,7 @@ def export_preference(
              "rejected": r["rejected"]}
             for r in rows
         ]  # fmt: skip
-        return [_write(out / f"{name}.json", data, jsonl=False)]
+        return [write_json(out / f"{name}.json", data, jsonl=False)]
     if trainer == "llamafactory":
         data = [
             {"conversations": [{"from": "human", "value": r["prompt"]}],
@@ -247,7 +234,7 @@ def export_preference(
             "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected",
                         "system": "system", "videos": "videos"},
         }  # fmt: skip
-        return [_write(out / f"{name}.json", data, jsonl=False), _dataset_info(out, name, entry)]
+        return [write_json(out / f"{name}.json", data, jsonl=False), _dataset_info(out, name, entry)]
     if trainer == "ms-swift":
         data = [
             {"messages": [{"role": "system", "content": r["system"]},
@@ -256,17 +243,17 @@ def export_preference(
              "rejected_response": r["rejected"], "videos": [r["video"]]}
             for r in rows
         ]  # fmt: skip
-        return [_write(out / f"{name}.jsonl", data, jsonl=True)]
+        return [write_json(out / f"{name}.jsonl", data, jsonl=True)]
     if trainer == "trl":
         data = [
             {"prompt": [_trl_user(r)], "chosen": [_trl_assistant(r["chosen"])],
              "rejected": [_trl_assistant(r["rejected"])], "videos": [r["video"]]}
             for r in rows
         ]  # fmt: skip
-        return [_write(out / f"{name}.jsonl", data, jsonl=True)]
+        return [write_json(out / f"{name}.jsonl", data, jsonl=True)]
     data = [  # motionvid: the released MotionVid-QA layout (bare question, no token)
         {"question": r["question"], "video": r["video"], "chosen": r["chosen"],
          "rejected": r["rejected"]}
         for r in rows
     ]  # fmt: skip
-    return [_write(out / f"{name}.json", data, jsonl=False)]
+    return [write_json(out / f"{name}.json", data, jsonl=False)]

@@ -28,11 +28,38 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .results import ResultRecord
 from .scoring import favor_parse
 
-__all__ = ["EXPORT_FORMATS", "export_results", "lenient_choice", "preference_record", "sft_record"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "export_results",
+    "lenient_choice",
+    "preference_record",
+    "sft_record",
+    "write_json",
+]
+
+
+def write_json(path: str | Path, data: Any, *, jsonl: bool) -> Path:
+    """Atomically write ``data``: JSON lines (one item per line) or one indented JSON value.
+
+    A temporary file beside ``path`` is renamed over it, so a killed run never leaves half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        if jsonl:
+            for row in data:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            json.dump(data, handle, ensure_ascii=False, indent=2)
+            handle.write("\n")
+    os.replace(tmp, path)
+    return path
 
 EXPORT_FORMATS = ("sft", "preference")
 _LETTER = re.compile(
@@ -169,15 +196,5 @@ def export_results(
             f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
         )
     kept = [r for r in rows if r is not None]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        if out.suffix == ".jsonl":
-            for row in kept:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            json.dump(kept, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
-    os.replace(tmp, out)
+    write_json(out, kept, jsonl=Path(out).suffix == ".jsonl")
     return len(kept)
