@@ -76,13 +76,12 @@ def main() -> None:
     if (videos / "desert_train.mp4").exists():
         for clip, truth in load_labels().items():
             frames = sampled_frames(videos / f"{clip}.mp4")
-            found[clip] = (detect_and_track(frames, objects[clip], detector), truth)
+            found[clip] = (detect_and_track(frames, objects[clip], detector), truth, frames)
     if found:  # the detector's opt-in slow span (off by default), robust clustering
         print(f"\nmotion detector with slow_baseline=4 (opt-in), clustering 'robust'\n{HEADER}")
         slow_detector = load_detector("motion", slow_baseline=4)
         held = total = 0
-        for clip, (_, truth) in found.items():
-            frames = sampled_frames(videos / f"{clip}.mp4")
+        for clip, (_, truth, frames) in found.items():
             detections = detect_and_track(frames, objects[clip], slow_detector)
             spot = spotlight_boxes_from_detections(detections).boxes
             s = score_spotlight(spot, truth, detections.height, detections.width)
@@ -92,7 +91,7 @@ def main() -> None:
     for mode in MODES:
         print(f"\nclustering mode {mode!r}\n{HEADER}")
         held = total = 0
-        for clip, (detections, truth) in found.items():
+        for clip, (detections, truth, _) in found.items():
             spot = spotlight_boxes_from_detections(detections, mode=mode).boxes
             s = score_spotlight(spot, truth, detections.height, detections.width, mode=mode)
             held, total = held + s.held, total + s.frames
