@@ -11,12 +11,12 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
 
 import pytest
+from cli_subprocess import cli, cli_env, complete_lines
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLIPS = ["desert_train", "desert_vehicles_aerial", "diving_board", "lawn_mowing", "stairs_pet"]
@@ -64,36 +64,21 @@ def write_scan(tmp: Path, videos: Path, copies: int) -> Path:
     return scan
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "motionsight.engine.cli", *args]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
-
-
-def _complete_lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
 def test_sigkill_during_annotate_loses_and_duplicates_nothing(tmp_path: Path, sample_videos_dir: Path) -> None:
     scan = write_scan(tmp_path, sample_videos_dir, copies=8)
     out = tmp_path / "annotations.jsonl"
-    args = _cli("dataset", "annotate", "--scan", str(scan), "--out", str(out), "--annotator",
+    args = cli("dataset", "annotate", "--scan", str(scan), "--out", str(out), "--annotator",
                 "test_dataset_annotate:slow_annotator", "--concurrency", "3",
                 "--fsync-interval", "0")  # fmt: skip
     rng = random.Random(20251201)
     kills = 0
     for _ in range(4):
-        before = _complete_lines(out)
+        before = complete_lines(out)
         target = before + rng.randint(1, 6)
-        proc = subprocess.Popen(args, env=_env(MS_TEST_DELAY="0.04"), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, env=cli_env(MS_TEST_DELAY="0.04"), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 60
-        while _complete_lines(out) < target and proc.poll() is None and time.monotonic() < deadline:
+        while complete_lines(out) < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.06))  # anywhere: mid-annotation, mid-write, between
         if proc.poll() is None:
@@ -107,8 +92,8 @@ def test_sigkill_during_annotate_loses_and_duplicates_nothing(tmp_path: Path, sa
         assert len(uids) == len(set(uids)), "a killed run left a duplicate"
         assert len(uids) >= before, "finished work was lost"
     assert kills >= 3
-    assert _complete_lines(out) < 40, "the kills should leave work for the final run"
-    done = subprocess.run(args, env=_env(MS_TEST_DELAY="0"), capture_output=True, text=True,
+    assert complete_lines(out) < 40, "the kills should leave work for the final run"
+    done = subprocess.run(args, env=cli_env(MS_TEST_DELAY="0"), capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from cli_subprocess import cli, cli_env, complete_lines
 
 from motionsight.evaluation.benchmarks import BenchmarkQuestion, load_benchmark
 from motionsight.evaluation.export import export_results
@@ -189,37 +190,22 @@ def test_broken_answerer_aborts_early(tmp_path: Path, sample_videos_dir: Path) -
 
 
 # -- SIGKILL at random points, then resume --------------------------------------------------------
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "motionsight.engine.cli", *args]  # `motionsight ...`
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
-    env.update(extra)
-    return env
-
-
-def _complete_lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
 def test_sigkill_at_random_points_then_resume(tmp_path: Path, sample_videos_dir: Path) -> None:
     root, meta = build_motionbench(tmp_path, sample_videos_dir, per_video=8)
     qs = load_benchmark("motionbench", meta, root)
     out = tmp_path / "killed.jsonl"
-    args = _cli("eval", "--benchmark", "motionbench", "--questions", str(meta), "--videos",
+    args = cli("eval", "--benchmark", "motionbench", "--questions", str(meta), "--videos",
                 str(root), "--answerer", "test_eval_run:slow_answerer", "--out", str(out),
                 "--concurrency", "3", "--fsync-interval", "0", "--no-progress")  # fmt: skip
-    env = _env(MS_TEST_DELAY="0.04")
+    env = cli_env(MS_TEST_DELAY="0.04")
     rng = random.Random(20250601)
     kills = 0
     for _ in range(4):
-        before = _complete_lines(out)
+        before = complete_lines(out)
         target = before + rng.randint(1, 6)
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
-        while _complete_lines(out) < target and proc.poll() is None and time.monotonic() < deadline:
+        while complete_lines(out) < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.06))  # land anywhere: mid-answer, mid-write, between
         if proc.poll() is None:
@@ -235,9 +221,9 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, sample_videos_dir:
         assert len(uids) == len(set(uids)), "a killed run left a duplicate"
         assert len(uids) >= before, "finished work was lost"
     assert kills >= 3
-    assert _complete_lines(out) < len(qs), "the kills should leave work for the final run"
+    assert complete_lines(out) < len(qs), "the kills should leave work for the final run"
     done = subprocess.run(
-        args, env=_env(MS_TEST_DELAY="0"), capture_output=True, text=True, timeout=120
+        args, env=cli_env(MS_TEST_DELAY="0"), capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert "overall" in done.stdout
@@ -252,23 +238,23 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, sample_videos_dir:
 
 
 # -- compare and export ------------------------------------------------------------------------------
-def test_compare_and_export_cli(tmp_path: Path, sample_videos_dir: Path) -> None:
+def test_compare_and_exportcli(tmp_path: Path, sample_videos_dir: Path) -> None:
     _, fav = build_favor(tmp_path, sample_videos_dir, per_video=2)
     qs = load_benchmark("favor", fav, sample_videos_dir)
     a = run_eval(qs, lambda: canned_answer, tmp_path / "a.jsonl", print_table=False)
     b = run_eval(qs, lambda: lambda q: q.answer, tmp_path / "b.jsonl", print_table=False)
     assert b.table.overall == 1.0 and a.table.overall < 1.0
-    res = subprocess.run(_cli("eval", "--compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")),
-                         env=_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    res = subprocess.run(cli("eval", "--compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")),
+                         env=cli_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
     overall = next(line for line in res.stdout.splitlines() if "**overall**" in line)
     diff = 100 * (1.0 - a.table.overall)
     assert overall.endswith(f"| {100 * a.table.overall:.1f} | 100.0 | {diff:+.1f} |")
 
     sft = tmp_path / "sft.json"
-    res = subprocess.run(_cli("export", "--results", str(tmp_path / "a.jsonl"), "--format", "sft",
+    res = subprocess.run(cli("export", "--results", str(tmp_path / "a.jsonl"), "--format", "sft",
                               "--out", str(sft), "--video-root", str(sample_videos_dir)),
-                         env=_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+                         env=cli_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 0, res.stderr
     rows = json.loads(sft.read_text())
     assert len(rows) == len(qs)
@@ -297,9 +283,9 @@ def test_compare_and_export_cli(tmp_path: Path, sample_videos_dir: Path) -> None
         if not record.correct:  # the option the model wrongly named
             assert p["rejected"].lower() in record.output.lower()
 
-    res = subprocess.run(_cli("eval", "--benchmark", "favor", "--questions", str(fav), "--videos",
+    res = subprocess.run(cli("eval", "--benchmark", "favor", "--questions", str(fav), "--videos",
                               str(tmp_path / "nope"), "--workflow", "x.json", "--out", "o.jsonl"),
-                         env=_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+                         env=cli_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2 and "--videos" in res.stderr and "Traceback" not in res.stderr
 
 
