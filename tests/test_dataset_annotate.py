@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from cli_subprocess import cli, cli_env, complete_lines
 
-TESTS_DIR = Path(__file__).resolve().parent
 CLIPS = ["desert_train", "desert_vehicles_aerial", "diving_board", "lawn_mowing", "stairs_pet"]
 
 

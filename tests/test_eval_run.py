@@ -24,7 +24,6 @@ from motionsight.evaluation.export import export_results
 from motionsight.evaluation.results import ResultsFileError, ResultsStore, load_results
 from motionsight.evaluation.runner import Outcome, make_record, run_eval
 
-TESTS_DIR = Path(__file__).resolve().parent
 CLIPS = ["desert_train", "desert_vehicles_aerial", "diving_board", "lawn_mowing", "stairs_pet"]
 MB_CATEGORIES = ["Camera Motion", "Action Order", "Motion Recognition", "Repetition Count",
                  "Camera Motion"]  # fmt: skip
