@@ -73,11 +73,13 @@ def comfyui(tmp_path_factory):
             (keep / "comfyui.log").write_text(log.read_text())
 
 
-def test_pack_loads_fast_without_import_failed(comfyui):
+def test_pack_loads_without_import_failed(comfyui):
     text = comfyui["log"].read_text()
     line = re.search(r"^\s*([\d.]+) seconds(?: \(IMPORT FAILED\))?: .*" + PACK + r"$", text, re.M)
     assert line, text[-2000:]
-    assert "IMPORT FAILED" not in line.group(0) and float(line.group(1)) < 0.5, line.group(0)
+    # Only that it loaded: how fast is a figure, not a test (a loaded machine would fail it);
+    # what keeps it fast is tested deterministically (test_comfyui_pack: nodes import lazily).
+    assert "IMPORT FAILED" not in line.group(0), line.group(0)
     info = json.loads(
         urllib.request.urlopen(comfyui["url"] + "object_info/MotionSightLoadVideo").read()
     )
