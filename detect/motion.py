@@ -63,6 +63,17 @@ class MotionOptions:
     parallax_window: side of the local-median window, as a fraction of the frame side, whose
         residual flow is subtracted as parallax; 0 turns parallax compensation off. Objects
         much thinner than the window keep their motion.
+    relative_threshold: residual motion must also exceed this fraction of the camera's own
+        motion at the pixel (flow errors grow with the displacement: the near ground under a
+        camera flying forward streams fast). Off (0) by default: 0.3 keeps the streaming
+        ground out of the followed jeep's box, but the result swings with the value (see
+        docs/SPOTLIGHT_CLUSTERING.md).
+    layers: the scene is explained by up to this many planar layers (homographies): the
+        ground and the far scene of a camera moving forward; each pixel takes the residual of
+        the layer that explains its surroundings (a `parallax_window` square) best. 1 (the
+        default): one homography for the whole frame; more is opt-in (see the doc).
+    layer_min_share: a further layer is kept only when it explains this share of the flow
+        correspondences (a mover explains far fewer).
     bidirectional: a pixel must move towards both the later and the earlier frame (where both
         exist); False uses the later one only.
     hysteresis: weak-motion threshold as a fraction of the motion threshold: weaker motion
@@ -87,6 +98,9 @@ class MotionOptions:
     slow_baseline: int = 0
     slow_max_camera: float = 0.01
     parallax_window: float = 0.2
+    relative_threshold: float = 0.0
+    layers: int = 1
+    layer_min_share: float = 0.1
     bidirectional: bool = True
     hysteresis: float = 0.45
     people: bool = True
@@ -103,6 +117,9 @@ class MotionOptions:
                 ("work_side", self.work_side >= 16, ">= 16"),
                 ("max_objects", self.max_objects >= 1, ">= 1"),
                 ("parallax_window", 0 <= self.parallax_window < 1, "in [0, 1)"),
+                ("relative_threshold", self.relative_threshold >= 0, ">= 0"),
+                ("layers", self.layers >= 1, ">= 1"),
+                ("layer_min_share", 0 < self.layer_min_share <= 1, "in (0, 1]"),
                 ("hysteresis", 0 < self.hysteresis <= 1, "in (0, 1]"),
                 ("people_stride", self.people_stride >= 1, ">= 1"),
                 ("people_side", self.people_side >= 64, ">= 64"),
@@ -173,6 +190,15 @@ def residual_flow(
         (float32 `[P, h, w, 2]` residual flow vectors in px, float32 `[P, 3, 3]` homographies,
         float32 `[P]` RANSAC inlier share).
     """
+    residual, _, homs, share = _residual_and_camera(gray, pairs, options)
+    return residual, homs, share
+
+
+def _residual_and_camera(
+    gray: np.ndarray, pairs: list[tuple[int, int]], options: MotionOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`residual_flow`, plus the camera's own motion per pixel: float32 `[P, h, w]` px (how
+    far the background there moves between the two frames)."""
     _, h, w = gray.shape
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -180,6 +206,7 @@ def residual_flow(
     g = options.grid_step
     src = np.ascontiguousarray(grid[g // 2 :: g, g // 2 :: g].reshape(-1, 2))
     residual = np.zeros((len(pairs), h, w, 2), np.float32)
+    camera = np.zeros((len(pairs), h, w), np.float32)
     homs = np.tile(np.eye(3, dtype=np.float32), (len(pairs), 1, 1))
     share = np.zeros(len(pairs), np.float32)
     for p, (i, j) in enumerate(pairs):
@@ -197,14 +224,77 @@ def residual_flow(
         predicted = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), hom).reshape(h, w, 2)
         residual[p] = grid + flow - predicted
         homs[p], share[p] = hom, float(inliers.mean())
-    return residual, homs, share
+        if options.layers > 1 and inliers.size == src.shape[0]:
+            residual[p] = _layered_residual(
+                residual[p], grid, flow, src, dst, inliers.ravel().astype(bool), options
+            )
+        camera[p] = np.linalg.norm(flow - residual[p], axis=-1)
+    return residual, camera, homs, share
 
 
-def _motion_evidence(residual: torch.Tensor, options: MotionOptions) -> torch.Tensor:
+def _layered_residual(
+    residual: np.ndarray,
+    grid: np.ndarray,
+    flow: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    explained: np.ndarray,
+    options: MotionOptions,
+) -> np.ndarray:
+    """The residual `[h, w, 2]` of a scene in up to `options.layers` planar layers.
+
+    A camera moving forward over the ground sees two planes that no one homography explains:
+    the ground, streaming ever faster towards the bottom, and the far scene (mountains, sky).
+    Each further layer is a homography fitted with RANSAC to the correspondences the layers so
+    far leave unexplained, with twice the previous threshold (flow errors grow with the flow);
+    a layer is kept only when it explains `layer_min_share` of all correspondences (a mover is
+    far smaller). Each pixel then takes the residual of the layer that explains its
+    surroundings best (the most pixels within the layer's threshold in a `parallax_window` square): a mover
+    inside the ground keeps its residual against the ground around it, even where another
+    layer happens to predict its motion.
+    """
+    h, w = residual.shape[:2]
+    residuals = [residual]
+    threshold = options.ransac_threshold
+    thresholds = [threshold]
+    need = options.layer_min_share * src.shape[0]
+    for _ in range(options.layers - 1):
+        left = ~explained
+        if left.sum() < need:
+            break
+        threshold *= 2
+        hom, inliers = cv2.findHomography(src[left], dst[left], cv2.RANSAC, threshold, maxIters=200)
+        if hom is None or not np.isfinite(hom).all() or inliers.sum() < need:
+            break
+        if not 0.5 < abs(np.linalg.det(hom[:2, :2])) < 2.0:
+            break
+        explained[np.flatnonzero(left)[inliers.ravel().astype(bool)]] = True
+        predicted = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), hom).reshape(h, w, 2)
+        residuals.append(grid + flow - predicted)
+        thresholds.append(threshold)
+    if len(residuals) == 1:
+        return residual
+    k = max(3, int(round(options.parallax_window * max(h, w))) | 1)
+    stack = np.stack(residuals)
+    support = np.stack(
+        [
+            cv2.blur((np.linalg.norm(r, axis=-1) < t).astype(np.float32), (k, k))
+            for r, t in zip(stack, thresholds, strict=True)
+        ]
+    )
+    best = support.argmax(0)
+    return np.take_along_axis(stack, best[None, :, :, None], 0)[0]
+
+
+def _motion_evidence(
+    residual: torch.Tensor, options: MotionOptions, camera: torch.Tensor | None = None
+) -> torch.Tensor:
     """Residual flow vectors `[P, h, w, 2]` -> motion evidence `[P, h, w]`: 1 is the threshold.
 
     The threshold of each map is `flow_threshold` px or the noise floor (median + noise_factor
-    robust sigmas of the map), whichever is higher.
+    robust sigmas of the map), whichever is higher; with the camera's motion per pixel
+    `camera` `[P, h, w]` (px), at least `relative_threshold` x that motion (flow errors grow
+    with the displacement: the ground streaming under a camera that flies forward).
     """
     if options.parallax_window > 0:
         residual = residual - local_median(residual, options.parallax_window)
@@ -213,7 +303,10 @@ def _motion_evidence(residual: torch.Tensor, options: MotionOptions) -> torch.Te
     med = flat.median(1).values
     mad = (flat - med[:, None]).abs().median(1).values
     thresh = torch.clamp(med + options.noise_factor * 1.4826 * mad, min=options.flow_threshold)
-    return magnitude / thresh[:, None, None]
+    thresh = thresh[:, None, None]
+    if camera is not None and options.relative_threshold > 0:
+        thresh = torch.maximum(thresh, options.relative_threshold * camera)
+    return magnitude / thresh
 
 
 def _grow(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
@@ -238,8 +331,10 @@ def _evidence(
     forward = [(i, i + b) for i in range(n - b)]
     # backward pairs: every frame from b on, or (one direction only) the frames forward misses
     backward = [(i, i - b) for i in range(b if options.bidirectional else n - b, n)]
-    residual, homs, share = residual_flow(gray, forward + backward, options)
-    evidence = _motion_evidence(torch.from_numpy(residual).to(device), options)
+    residual, camera, homs, share = _residual_and_camera(gray, forward + backward, options)
+    evidence = _motion_evidence(
+        torch.from_numpy(residual).to(device), options, torch.from_numpy(camera).to(device)
+    )
     # per frame the weaker of its two directions (a frame near an end has only one)
     inf = float("inf")
     ahead = F.pad(evidence[: len(forward)], (0, 0, 0, 0, 0, n - len(forward)), value=inf)
