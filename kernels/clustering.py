@@ -242,6 +242,7 @@ def robust_cluster_boxes(
     reach: float = 0.75,
     attach: float = 0.25,
     blowup: float = 3.0,
+    resume: float = 0.1,
     margin: float = 0.15,
     min_box_size: float = 10.0,
     grown_box_size: float = 100.0,
@@ -256,7 +257,10 @@ def robust_cluster_boxes(
        without scores), each counted up to twice as the box overlaps the track's previous
        one, so a persistent, steady actor beats flicker that comes, goes and wanders. An
        actor that moves fast breaks its track: the heaviest tracks (at least a quarter of the
-       main one's evidence) that start after it ends, or end before it starts, continue it.
+       main one's evidence) that start after it ends, or end before it starts, continue it;
+       down to `resume` x the main one's evidence where the track resumes near the chain's
+       end (a box of about the end box's size, within 4x, touching it grown by its own size:
+       an actor that paused, unseen, and moves on).
     3. Per frame, the main track's box is kept unless its area exceeds `blowup` x the largest
        of the track's boxes in the two frames either side (a box inconsistent with its track);
        other boxes are kept when they touch the kept box grown by `attach` x its size on each
@@ -314,11 +318,24 @@ def robust_cluster_boxes(
     main = list(tracks[order[0]])
     # an actor that moves fast or leaves the frame breaks its track: the heaviest track that
     # starts after (ends before) the chain continues it, until no track is left on that side
+    # (a weaker track, down to `resume` of the main one's evidence, where its near end box
+    # touches the chain's end box grown by its own size and is of about its size, within 4x:
+    # an actor that paused, unseen, and moves on from about where it was)
     for t in order[1:]:
-        if weight[t] < 0.25 * weight[order[0]]:
+        if weight[t] < resume * weight[order[0]]:
             break
-        if tracks[t][0][0] > main[-1][0] or tracks[t][-1][0] < main[0][0]:
-            main = sorted(main + tracks[t])
+        after, before = tracks[t][0][0] > main[-1][0], tracks[t][-1][0] < main[0][0]
+        if not (after or before):
+            continue
+        if weight[t] < 0.25 * weight[order[0]]:
+            (f, i), (g, j) = (main[-1], tracks[t][0]) if after else (main[0], tracks[t][-1])
+            end, near = boxes[f][i], boxes[g][j]
+            size = end[2:] - end[:2]
+            ratio = float((near[2:] - near[:2]).prod() / size.prod().clamp(min=1e-6))
+            touch = bool(((near[:2] < end[2:] + size) & (near[2:] > end[:2] - size)).all())
+            if not (touch and 0.25 <= ratio <= 4):
+                continue
+        main = sorted(main + tracks[t])
     kept: list[torch.Tensor | None] = [None] * n
     areas = torch.tensor([float((boxes[f][i][2:] - boxes[f][i][:2]).prod()) for f, i in main])
     for k, (f, i) in enumerate(main):

@@ -93,3 +93,5 @@ def test_zero_frames_and_bad_mode_are_clear_errors(motion):
         load_detector("motion", work_sid=10)
     with pytest.raises(ValueError, match=r"parallax_window in \[0, 1\), hysteresis in \(0, 1\]"):
         load_detector("motion", parallax_window=1.5, hysteresis=0)
+    with pytest.raises(ValueError, match="relative_threshold >= 0"):
+        load_detector("motion", relative_threshold=-0.1)
