@@ -3,7 +3,7 @@
 For every sampled frame: dense optical flow (OpenCV DIS) to the sampled frames `baseline` steps
 later and earlier; the camera's motion is a homography fitted with RANSAC to the flow
 correspondences (dense feature matching). What the homography does not explain moves on its
-own, with four corrections that real footage needs:
+own, with five corrections that real footage needs:
 - *local parallax*: ground nearer or farther than the dominant plane (a drone over terrain)
   leaves a residual that varies smoothly across the image; its local median is subtracted, so
   only what moves differently from its surroundings remains;
@@ -14,7 +14,10 @@ own, with four corrections that real footage needs:
 - *both directions*: a pixel must move towards the later and the earlier frame (flow errors on
   repetitive texture rarely repeat, real motion does);
 - *hysteresis*: confident motion seeds a region that grows into connected weaker motion, so a
-  long slow object is found whole rather than in pieces.
+  long slow object is found whole rather than in pieces;
+- *persistence*: motion that stays at the same place of the scene in (nearly) every frame and
+  goes every way is dynamic texture (water ripples, flicker), not an actor, which moves on
+  (or, like a long train, keeps moving one way).
 Texture gating, morphology and connected components give the boxes, in original pixel
 coordinates. A static camera gives a homography near the identity, a panning or zooming camera
 a translation or scale: both are removed the same way. Everything runs at a reduced working
@@ -79,6 +82,16 @@ class MotionOptions:
         for a static, panning, zooming or orbiting camera). An orbit's flow is as large, but
         the homography explains it closely, and a slow mover (a distant train) moves by less
         than 30% of it.
+    flicker_persistence: motion that stays at the same place of the scene (camera motion
+        undone) in at least this share of the frames, and goes every way rather than one
+        (temporal coherence of its residual flow under `_FLICKER_COHERENCE`), is dynamic
+        texture, not an actor: water ripples, flicker, a fountain. An actor moves on and
+        leaves its place (on the shared clips a labelled actor's moving pixels keep their
+        place in a median 0.25-0.75 of the frames; synthetic ripples in all of them); a long
+        slow train keeps its place too, but moves one way. Dropped only where something else
+        still moves in at least half of the frames: an action done in place (exercise, hands
+        at work) with nothing else moving is kept. Needs 12 or more frames (6 per chain of
+        `baseline`-spaced samples); 0 turns it off.
     bidirectional: a pixel must move towards both the later and the earlier frame (where both
         exist); False uses the later one only.
     hysteresis: weak-motion threshold as a fraction of the motion threshold: weaker motion
@@ -105,6 +118,7 @@ class MotionOptions:
     parallax_window: float = 0.2
     relative_threshold: float = 0.3
     relative_perspective: float = 0.05
+    flicker_persistence: float = 0.95
     bidirectional: bool = True
     hysteresis: float = 0.45
     people: bool = True
@@ -123,6 +137,7 @@ class MotionOptions:
                 ("parallax_window", 0 <= self.parallax_window < 1, "in [0, 1)"),
                 ("relative_threshold", self.relative_threshold >= 0, ">= 0"),
                 ("relative_perspective", self.relative_perspective >= 0, ">= 0"),
+                ("flicker_persistence", 0 <= self.flicker_persistence <= 1, "in [0, 1]"),
                 ("hysteresis", 0 < self.hysteresis <= 1, "in (0, 1]"),
                 ("people_stride", self.people_stride >= 1, ">= 1"),
                 ("people_side", self.people_side >= 64, ">= 64"),
@@ -268,9 +283,10 @@ def _grow(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
 
 def _evidence(
     gray: np.ndarray, baseline: int, options: MotionOptions, device: torch.device
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray, torch.Tensor]:
     """Per-frame motion evidence `[N, h, w]` over flows `baseline` samples apart, and the
-    homographies `[P, 3, 3]` and inlier shares `[P]` of the forward pairs."""
+    homographies `[P, 3, 3]`, inlier shares `[P]` and residual flows `[P, h, w, 2]` of the
+    forward pairs."""
     n = gray.shape[0]
     b = min(baseline, n - 1)
     forward = [(i, i + b) for i in range(n - b)]
@@ -281,14 +297,102 @@ def _evidence(
     side = max(gray.shape[1:])
     flying = np.abs(homs[:, 2, :2]).max(1) * side > options.relative_perspective
     camera[~flying] = 0.0
-    evidence = _motion_evidence(
-        torch.from_numpy(residual).to(device), options, torch.from_numpy(camera).to(device)
-    )
+    residual_t = torch.from_numpy(residual).to(device)
+    evidence = _motion_evidence(residual_t, options, torch.from_numpy(camera).to(device))
     # per frame the weaker of its two directions (a frame near an end has only one)
     inf = float("inf")
     ahead = F.pad(evidence[: len(forward)], (0, 0, 0, 0, 0, n - len(forward)), value=inf)
     behind = F.pad(evidence[len(forward) :], (0, 0, 0, 0, n - len(backward), 0), value=inf)
-    return torch.minimum(ahead, behind), homs[: len(forward)], share[: len(forward)]
+    forward_residual = residual_t[: len(forward)]
+    return torch.minimum(ahead, behind), homs[: len(forward)], share[: len(forward)], forward_residual
+
+
+# Frames per chain of `baseline`-spaced samples below which persistence is not judged (over a
+# few frames an actor may well stay where it is).
+_MIN_PERSISTENCE_FRAMES = 6
+
+
+def scene_persistence(moving: torch.Tensor, homs: np.ndarray, baseline: int) -> torch.Tensor:
+    """For each moving pixel, the share of frames in which its place in the scene moves.
+
+    Frames `baseline` samples apart form chains (0, b, 2b, ...; 1, 1+b, ...); each chain's
+    masks are warped into its first frame by the chained camera homographies, averaged over
+    the frames that see each place, and warped back, so a camera that follows its actor does
+    not make the actor look "always at the same place".
+
+    Args:
+        moving: bool `[N, h, w]`.
+        homs: float `[N - baseline, 3, 3]`: homs[i] maps frame i's pixels to frame i + baseline's.
+
+    Returns:
+        float `[N, h, w]` in 0..1 (0 where a chain is too short to judge).
+    """
+    n, h, w = moving.shape
+    masks = moving.float().cpu().numpy()
+    ones = np.ones((h, w), np.float32)
+    out = np.zeros((n, h, w), np.float32)
+    for start in range(min(baseline, n)):
+        chain = list(range(start, n, baseline))
+        if len(chain) < _MIN_PERSISTENCE_FRAMES:
+            continue
+        to_first = [np.eye(3)]
+        for a in chain[1:]:
+            to_first.append(to_first[-1] @ np.linalg.inv(homs[a - baseline].astype(np.float64)))
+        moved = np.zeros((h, w), np.float32)
+        seen = np.zeros((h, w), np.float32)
+        for a, warp in zip(chain, to_first, strict=True):
+            moved += cv2.warpPerspective(masks[a], warp, (w, h), flags=cv2.INTER_NEAREST)
+            seen += cv2.warpPerspective(ones, warp, (w, h), flags=cv2.INTER_NEAREST)
+        # places seen in too few frames are not judged
+        share = np.where(seen >= _MIN_PERSISTENCE_FRAMES, moved / np.maximum(seen, 1), 0.0)
+        for a, warp in zip(chain, to_first, strict=True):
+            out[a] = cv2.warpPerspective(
+                share.astype(np.float32), np.linalg.inv(warp), (w, h), flags=cv2.INTER_LINEAR
+            )
+    return torch.from_numpy(out).to(moving.device)
+
+
+# A region of persistent motion whose median temporal coherence is below this is texture: a
+# long slow train also keeps its place but moves one way (median 0.91 on desert_train),
+# ripples every way (0.26-0.31). Per pixel the two overlap (14 frame pairs are few), per
+# region they do not.
+_FLICKER_COHERENCE = 0.5
+
+
+def temporal_coherence(residual: torch.Tensor, window: int) -> torch.Tensor:
+    """How consistently the residual flow at each pixel points one way over the clip.
+
+    `|sum of vectors| / sum of lengths` over the frame pairs, each averaged over a `window`
+    px square first: 1 for motion that always goes the same way, near 0 for motion that goes
+    every way (water, flicker).
+
+    Args:
+        residual: `[P, h, w, 2]` residual flow vectors.
+        window: odd side of the averaging square (px).
+
+    Returns:
+        `[h, w]` in 0..1.
+    """
+    total = residual.sum(0)
+    length = residual.norm(dim=-1).sum(0)
+    pooled = F.avg_pool2d(
+        torch.stack([total[..., 0], total[..., 1], length])[None], window, 1, window // 2,
+        count_include_pad=False,
+    )[0]
+    return pooled[:2].norm(dim=0) / pooled[2].clamp(min=1e-6)
+
+
+def incoherent_places(places: torch.Tensor, coherence: torch.Tensor) -> torch.Tensor:
+    """The connected regions of `places` `[h, w]` bool whose median `coherence` `[h, w]` is
+    below `_FLICKER_COHERENCE`, as a bool `[h, w]` mask."""
+    count, labels = cv2.connectedComponents(places.cpu().numpy().astype(np.uint8), connectivity=8)
+    labels_t = torch.from_numpy(labels).to(coherence.device)
+    out = torch.zeros_like(places, dtype=torch.bool)
+    for region in range(1, count):  # a few regions, not pixels
+        inside = labels_t == region
+        if float(coherence[inside].median()) < _FLICKER_COHERENCE:
+            out |= inside
+    return out
 
 
 def motion_masks(
@@ -299,7 +403,8 @@ def motion_masks(
     A pixel moves when its residual flow (after removing the camera's homography and the local
     parallax) exceeds the motion threshold towards both neighbouring frames, or weaker motion
     connects it to such a pixel, and it lies in textured image content (flat regions such as
-    sky give meaningless flow).
+    sky give meaningless flow), and it is not dynamic texture (see
+    `MotionOptions.flicker_persistence`).
 
     Args:
         frames: `[N, 3, h, w]` float 0..1 at working resolution.
@@ -313,7 +418,7 @@ def motion_masks(
     if n < 2:
         return torch.zeros(n, h, w, dtype=torch.bool, device=device), {"camera_shift_px": []}
     luma = gray_u8(frames)
-    evidence, homs_np, share = _evidence(luma, options.baseline, options, device)
+    evidence, homs_np, share, residual = _evidence(luma, options.baseline, options, device)
     seeds, weak = evidence, evidence
     centre = np.array([[[w / 2, h / 2]]], np.float32)
     # the camera's motion between each frame and the one `baseline` samples later
@@ -328,7 +433,7 @@ def motion_masks(
         # cover (or has left) shows as a ghost: there the long span only extends objects, and
         # only as far as the short span agrees (within 4x: a real mover's residual about
         # doubles from the short span to the long one; a ghost is plain ground at the short one)
-        slow, _, _ = _evidence(luma, sb, options, device)
+        slow, *_ = _evidence(luma, sb, options, device)
         one_sided = torch.zeros(n, 1, 1, dtype=torch.bool, device=device)
         one_sided[:sb] = one_sided[n - sb :] = True
         seeds = torch.maximum(evidence, slow.masked_fill(one_sided, 0.0))
@@ -351,6 +456,18 @@ def motion_masks(
     k = max(3, int(round(options.close_fraction * max(h, w))) | 1)
     mask = _dilate(_erode(mask, 3), 3)
     mask = _erode(_dilate(mask, k), k)
+    if options.flicker_persistence > 0:
+        # dynamic texture (water, flicker) keeps moving where it is; an actor moves on. Judged
+        # on the masks spread by the closing size: a texture's motion is patchy frame to frame
+        b = min(options.baseline, n - 1)
+        persistence = scene_persistence(_dilate(mask, k)[:, 0] > 0.5, homs_np, b)
+        persistent = (persistence >= options.flicker_persistence) & (mask[:, 0] > 0.5)
+        flicker = persistent & incoherent_places(persistent.any(0), temporal_coherence(residual, k))
+        kept = mask * (~flicker).float().unsqueeze(1)
+        # only beside an actor that moves on: when nothing else moves in most frames, the
+        # persistent motion is the action itself (exercise, hands at work, a dog wagging)
+        if (kept.flatten(1).mean(1) >= options.min_area).float().mean() >= 0.5:
+            mask = kept
     facts = {
         "camera_shift_px": [round(v, 2) for v in shift],
         "background_share": [round(float(v), 2) for v in share],

@@ -95,3 +95,19 @@ def test_zero_frames_and_bad_mode_are_clear_errors(motion):
         load_detector("motion", parallax_window=1.5, hysteresis=0)
     with pytest.raises(ValueError, match="relative_threshold >= 0"):
         load_detector("motion", relative_threshold=-0.1)
+
+
+def test_temporal_coherence_tells_one_way_motion_from_motion_every_way():
+    from motionsight.detect.motion import incoherent_places, temporal_coherence
+
+    steady = torch.zeros(8, 6, 10, 2)
+    steady[..., 0] = 2.0  # always 2 px to the right
+    back_and_forth = steady.clone()
+    back_and_forth[1::2] *= -1
+    coherence = temporal_coherence(torch.cat([steady, back_and_forth], dim=2), 3)
+    assert torch.allclose(coherence[:, :8], torch.ones(6, 8))  # away from the seam
+    assert float(coherence[:, 12:].max()) < 1e-6
+    places = torch.zeros(6, 20, dtype=torch.bool)
+    places[1:5, 1:6] = places[1:5, 14:19] = True  # one region in each half
+    flicker = incoherent_places(places, coherence)
+    assert not flicker[:, :10].any() and torch.equal(flicker[:, 10:], places[:, 10:])

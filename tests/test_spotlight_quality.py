@@ -5,13 +5,14 @@ Detection runs once per clip (session cache); both clusterings score the same de
 the comparison isolates the clustering. The detector gets each clip's action
 objects (what an MLLM names; a person there turns on HOG people boxes). Thresholds are the
 issue's targets where bench/bench_spotlight.py meets them (diving_board, stairs_pet, lawn_mowing,
-desert_vehicles_aerial, synthetic pan+zoom, shake, 1% object) and regression guards elsewhere:
+desert_vehicles_aerial, synthetic pan+zoom, shake, 1% object, ripples) and regression guards elsewhere:
 the far cars of the slow train barely move.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -83,8 +84,8 @@ def test_the_relative_threshold_keeps_the_streaming_ground_out_of_the_jeeps_box(
 
 @pytest.mark.parametrize(
     "scenario",
-    [{"camera": "panzoom"}, {"camera": "shake"}, {"object_size": 0.113}],
-    ids=["pan+zoom", "shake", "1% object"],
+    [{"camera": "panzoom"}, {"camera": "shake"}, {"object_size": 0.113}, {"ripples": 0.35}],
+    ids=["pan+zoom", "shake", "1% object", "ripples"],
 )
 def test_synthetic_scenarios_hold_the_object_within_twice_the_oracle(scenario):
     detector = load_detector("motion")
@@ -166,3 +167,31 @@ def test_person_prompts_add_people_boxes_and_small_frames_only_skip_them():
     assert found.info["people"].startswith("skipped: hog_people: frames of 128x72")
     plain = detector.detect(video.frames, ["train"])
     assert "people" not in plain.info and {"moving"} >= {lab for f in plain.labels for lab in f}
+
+
+def test_ripples_that_keep_moving_in_place_are_dropped_but_an_action_done_in_place_is_kept():
+    """The persistence rule: without it the ripples join the object's box; with nothing else
+    moving, motion that stays in place is the action and stays boxed."""
+    video = make_video(seed=0, ripples=0.35)
+    h, w = video.frames.shape[1:3]
+    scores = {}
+    for persistence in (0.0, 0.95):
+        detector = load_detector("motion", flicker_persistence=persistence)
+        found = detect_and_track(video.frames, "", detector)
+        scores[persistence] = score_spotlight(
+            spotlight_boxes_from_detections(found).boxes, video.boxes[:, 0], h, w
+        )
+    off, on = scores[0.0], scores[0.95]
+    assert off.area > 2.5 * off.oracle and on.area <= 2 * on.oracle and on.held >= 15, scores
+
+    # a textured square swaying in place over a still scene, nothing else moving
+    still = make_video(seed=0).frames[0]
+    patch = torch.rand(40, 40, 3, generator=torch.Generator().manual_seed(1))
+    frames = still.repeat(16, 1, 1, 1)
+    for t in range(16):
+        x = 140 + round(10 * math.sin(t * 1.3))
+        frames[t, 70:110, x : x + 40] = patch
+    found = load_detector("motion").detect(frames, [])
+    boxed = [b for b in found.boxes if b.shape[0]]
+    assert len(boxed) >= 10, found.boxes
+    assert all(130 <= float(b[0, 0]) and float(b[0, 2]) <= 195 for b in boxed), found.boxes
