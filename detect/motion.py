@@ -24,7 +24,7 @@ a translation or scale: both are removed the same way. Everything runs at a redu
 resolution.
 
 Only flow, RANSAC and connected components are per frame (OpenCV C calls); resizing, parallax,
-thresholds and morphology are batched tensor ops.
+thresholds, morphology and the persistence warps are batched tensor ops.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from kornia.geometry.transform import warp_perspective
 
 from .detections import Detections
 
@@ -304,7 +305,12 @@ def _evidence(
     ahead = F.pad(evidence[: len(forward)], (0, 0, 0, 0, 0, n - len(forward)), value=inf)
     behind = F.pad(evidence[len(forward) :], (0, 0, 0, 0, n - len(backward), 0), value=inf)
     forward_residual = residual_t[: len(forward)]
-    return torch.minimum(ahead, behind), homs[: len(forward)], share[: len(forward)], forward_residual
+    return (
+        torch.minimum(ahead, behind),
+        homs[: len(forward)],
+        share[: len(forward)],
+        forward_residual,
+    )
 
 
 # Frames per chain of `baseline`-spaced samples below which persistence is not judged (over a
@@ -328,28 +334,28 @@ def scene_persistence(moving: torch.Tensor, homs: np.ndarray, baseline: int) -> 
         float `[N, h, w]` in 0..1 (0 where a chain is too short to judge).
     """
     n, h, w = moving.shape
-    masks = moving.float().cpu().numpy()
-    ones = np.ones((h, w), np.float32)
-    out = np.zeros((n, h, w), np.float32)
-    for start in range(min(baseline, n)):
+    device = moving.device
+    out = torch.zeros(n, h, w, device=device)
+    steps = torch.linalg.inv(torch.as_tensor(np.asarray(homs), dtype=torch.float64))
+    for start in range(min(baseline, n)):  # `baseline` chains (2), each warped as one batch
         chain = list(range(start, n, baseline))
         if len(chain) < _MIN_PERSISTENCE_FRAMES:
             continue
-        to_first = [np.eye(3)]
-        for a in chain[1:]:
-            to_first.append(to_first[-1] @ np.linalg.inv(homs[a - baseline].astype(np.float64)))
-        moved = np.zeros((h, w), np.float32)
-        seen = np.zeros((h, w), np.float32)
-        for a, warp in zip(chain, to_first, strict=True):
-            moved += cv2.warpPerspective(masks[a], warp, (w, h), flags=cv2.INTER_NEAREST)
-            seen += cv2.warpPerspective(ones, warp, (w, h), flags=cv2.INTER_NEAREST)
+        to_first = [torch.eye(3, dtype=torch.float64)]
+        for a in chain[1:]:  # a product of 3x3 matrices per frame, not a pass over pixels
+            to_first.append(to_first[-1] @ steps[a - baseline])
+        warps = torch.stack(to_first).float().to(device)
+        masks = moving[chain].float()[:, None]
+        both = torch.cat([masks, torch.ones_like(masks)], 1)  # moved, seen
+        warped = warp_perspective(both, warps, (h, w), mode="nearest", align_corners=True)
+        moved, seen = warped.sum(0)
         # places seen in too few frames are not judged
-        share = np.where(seen >= _MIN_PERSISTENCE_FRAMES, moved / np.maximum(seen, 1), 0.0)
-        for a, warp in zip(chain, to_first, strict=True):
-            out[a] = cv2.warpPerspective(
-                share.astype(np.float32), np.linalg.inv(warp), (w, h), flags=cv2.INTER_LINEAR
-            )
-    return torch.from_numpy(out).to(moving.device)
+        share = torch.where(seen >= _MIN_PERSISTENCE_FRAMES, moved / seen.clamp(min=1), 0.0)
+        back = warp_perspective(
+            share.expand(len(chain), 1, h, w), torch.linalg.inv(warps), (h, w), align_corners=True
+        )
+        out[chain] = back[:, 0]
+    return out
 
 
 # A region of persistent motion whose median temporal coherence is below this is texture: a
@@ -376,7 +382,10 @@ def temporal_coherence(residual: torch.Tensor, window: int) -> torch.Tensor:
     total = residual.sum(0)
     length = residual.norm(dim=-1).sum(0)
     pooled = F.avg_pool2d(
-        torch.stack([total[..., 0], total[..., 1], length])[None], window, 1, window // 2,
+        torch.stack([total[..., 0], total[..., 1], length])[None],
+        window,
+        1,
+        window // 2,
         count_include_pad=False,
     )[0]
     return pooled[:2].norm(dim=0) / pooled[2].clamp(min=1e-6)
