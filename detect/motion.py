@@ -429,9 +429,10 @@ def motion_masks(
     luma = gray_u8(frames)
     evidence, homs_np, share, residual = _evidence(luma, options.baseline, options, device)
     seeds, weak = evidence, evidence
-    centre = np.array([[[w / 2, h / 2]]], np.float32)
-    # the camera's motion between each frame and the one `baseline` samples later
-    shift = [float(np.linalg.norm(cv2.perspectiveTransform(centre, hm) - centre)) for hm in homs_np]
+    # the camera's motion at the frame centre between each frame and the one `baseline` later
+    centre = np.array([w / 2, h / 2, 1.0])
+    moved = homs_np @ centre
+    shift = np.linalg.norm(moved[:, :2] / moved[:, 2:] - centre[:2], axis=1).tolist()
     sb = options.slow_baseline
     steady = float(np.median(shift)) < options.slow_max_camera * max(h, w)
     if sb > options.baseline and n > 2 * sb and steady:
@@ -468,7 +469,7 @@ def motion_masks(
     if options.flicker_persistence > 0:
         # dynamic texture (water, flicker) keeps moving where it is; an actor moves on. Judged
         # on the masks spread by the closing size: a texture's motion is patchy frame to frame
-        b = min(options.baseline, n - 1)
+        b = n - len(homs_np)  # the span `_evidence` used
         persistence = scene_persistence(_dilate(mask, k)[:, 0] > 0.5, homs_np, b)
         persistent = (persistence >= options.flicker_persistence) & (mask[:, 0] > 0.5)
         flicker = persistent & incoherent_places(persistent.any(0), temporal_coherence(residual, k))

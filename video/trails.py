@@ -189,8 +189,6 @@ def render_motion_trails(
             frames = buffer[: len(need)].to(device)
             prev_order = order
 
-            # One weighted sum over the distinct frames (a [windows x frames] mixing matrix);
-            # 1/255 folded into the weights, so the blend lands in 0..1 without another pass.
             if samples_np is not None:
                 for row, src in enumerate(_positions(order, samples[a:b]).tolist(), a):
                     cv2.cvtColor(held[src], cv2.COLOR_BGR2RGB, dst=samples_np[row])
@@ -202,6 +200,8 @@ def render_motion_trails(
                 job = blender.submit(_blend_cpu, frames, pick, window_w[a:b], out[a:b])
                 pending = (job, b - a)
             else:
+                # one weighted sum over the distinct frames (a [windows x frames] mixing matrix);
+                # 1/255 folded into the weights, so the blend lands in 0..1 without another pass
                 weights = window_w[a:b].to(dtype=torch.float32) / 255
                 trails = motion_trails_from_frames(frames, pick, weights).clamp_(0, 1)
                 out[a:b] = trails.flip(-1).cpu()  # BGR -> RGB
