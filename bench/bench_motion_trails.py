@@ -8,7 +8,9 @@ every step, a deque of 7 frames), write the whole blurred video as mp4v (streami
 and pick the 16 sampled frames.
 Ours: `render_motion_trails` on a fresh `VideoClip` from `open_video` (full resolution,
 trailing). All run side by side in this process, medians of `--repeat` interleaved runs;
-"floor" is the time merely to decode (grab) every frame up to the last one the trails need.
+"floor" is the time merely to decode (grab) every frame up to the last one the trails need;
+"+rgb" also converts the frames the windows need to BGR (OpenCV's `retrieve`, one call per
+frame between grabs): what decoding alone costs any OpenCV-based path, before any blending.
 
 Memory: a 10x longer video (one clip's frames written 10 times, mp4v) against the same clip
 written once; each measurement runs in a fresh spawned child that reports its peak RSS growth
@@ -92,6 +94,16 @@ def ours_trails(path: str):
     return render_motion_trails(clip, ECHOES, DECAY, "trailing"), list(clip.sampling.indices), video
 
 
+def needed_frames(indices: list[int], frame_count: int) -> set[int]:
+    """The frames the trailing windows of the sampled `indices` blend."""
+    import torch
+
+    from motionsight.kernels.trails import trail_windows
+
+    windows, _ = trail_windows(torch.tensor(indices), frame_count, ECHOES, DECAY, "trailing")
+    return set(windows.flatten().tolist())
+
+
 def decode_floor(path: str, last: int) -> float:
     """Seconds to merely decode (grab) every frame up to `last`, the last one the trails need."""
     start = time.perf_counter()
@@ -99,6 +111,21 @@ def decode_floor(path: str, last: int) -> float:
     for _ in range(last + 1):
         if not cap.grab():
             break
+    cap.release()
+    return time.perf_counter() - start
+
+
+def decode_rgb_floor(path: str, needed: set[int]) -> float:
+    """Seconds to decode every frame up to the last of `needed` and convert the `needed` ones
+    to BGR (`retrieve`): the decoding any OpenCV-based path must do, before blending."""
+    start = time.perf_counter()
+    cap = cv2.VideoCapture(path)
+    frame = None
+    for index in range(max(needed) + 1):
+        if not cap.grab():
+            break
+        if index in needed:
+            _, frame = cap.retrieve(frame)
     cap.release()
     return time.perf_counter() - start
 
@@ -189,7 +216,7 @@ def main() -> int:
     )
     header = (
         f"{'video':28} {'frames':>6} {'reference s':>11} {'ours s':>8} {'speed-up':>8} "
-        f"{'floor s':>8} {'ours/floor':>10} {'decoded':>8} {'mean diff':>9}"
+        f"{'floor s':>8} {'ours/floor':>10} {'+rgb/floor':>10} {'decoded':>8} {'mean diff':>9}"
     )
     print(header)
     # Warm both paths up (library loading, thread pools) before timing anything.
@@ -200,21 +227,24 @@ def main() -> int:
     for name in CLIPS:
         path = str(args.videos / name)
         # Interleaved runs, medians: a burst of load on the shared machine hits every path.
-        runs_ours, runs_base, runs_floor = [], [], []
+        runs_ours, runs_base, runs_floor, runs_rgb = [], [], [], []
         for _ in range(args.repeat):
             t, (trails, indices, video) = timed(lambda p=path: ours_trails(p))
             runs_ours.append(t)
             t, reference = timed(lambda p=path, i=indices: baseline_trails(p, i))
             runs_base.append(t)
             runs_floor.append(decode_floor(path, max(indices)))
-        t_ours, t_base, floor = (statistics.median(r) for r in (runs_ours, runs_base, runs_floor))
+            runs_rgb.append(decode_rgb_floor(path, needed_frames(indices, video.info.frame_count)))
+        t_ours, t_base, floor, rgb = (
+            statistics.median(r) for r in (runs_ours, runs_base, runs_floor, runs_rgb)
+        )
         # The reference rounds to uint8 after every step and re-encodes; a float blend differs.
         diff = np.abs(trails.mul(255).numpy() - reference.astype(np.float32)).mean()
         total_base += t_base
         total_ours += t_ours
         print(
             f"{name:28} {video.info.frame_count:6d} {t_base:11.3f} {t_ours:8.3f} "
-            f"{t_base / t_ours:7.1f}x {floor:8.3f} {t_ours / floor:9.2f}x "
+            f"{t_base / t_ours:7.1f}x {floor:8.3f} {t_ours / floor:9.2f}x {rgb / floor:9.2f}x "
             f"{video.frames_decoded:8d} {diff:8.2f}"
         )
     print(
