@@ -385,6 +385,57 @@ def test_mp4_cut_in_half_is_refused(sample_videos_dir, tmp_path):
     assert str(path) in str(error) and "truncated" in str(error)
 
 
+def test_mp4_index_gives_what_the_packet_scan_counts(sample_videos_dir, train, tmp_path):
+    from motionsight.video.mp4_index import read_mp4_index
+    from motionsight.video.source import _scan_packets
+
+    written = tmp_path / "written.mp4"  # OpenCV's own MP4 (mp4v, no B-frames, no edit shift)
+    writer = cv2.VideoWriter(str(written), cv2.VideoWriter_fourcc(*"mp4v"), 24, (128, 128))
+    for frame in train.read(range(30), max_side=128).numpy():
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    paths = [sample_videos_dir / name for name in CLIPS] + [written]
+    for path in paths:  # H.264 with B-frames (an edit list shifting by the reorder delay), mp4v
+        index = read_mp4_index(path)
+        assert index is not None and index == _scan_packets(str(path)), path.name
+    assert read_mp4_index(written)[0] == 30
+    assert read_mp4_index(sample_videos_dir / "stairs_pet.mp4")[1] == (0, 160, 320, 480, 640)
+
+
+def test_mp4_index_declines_what_it_cannot_trust(sample_videos_dir, train, tmp_path):
+    """Anything but the plain case falls back to counting packets (the probe still works)."""
+    import struct
+
+    from motionsight.video.mp4_index import read_mp4_index
+
+    data = (sample_videos_dir / "desert_train.mp4").read_bytes()
+    variants = {
+        # a box that claims more bytes than the file holds: a cut-off file
+        "cut.mp4": data + struct.pack(">I4s", 1 << 20, b"mdat"),
+        # a fragment box: the samples are listed in the fragments, not in the index
+        "fragmented.mp4": data + struct.pack(">I4s", 8, b"moof"),
+    }
+    # an edit list that starts 100 frames into the media: FFmpeg drops the samples before it
+    at = data.index(b"elst") + 4 + 4 + 4 + 4  # type, version+flags, entry count, duration
+    variants["trimmed.mp4"] = data[:at] + struct.pack(">i", 100 * 512) + data[at + 4 :]
+    no_shift = tmp_path / "no_shift.mp4"  # the same edit starting at 0 keeps every sample
+    no_shift.write_bytes(data[:at] + struct.pack(">i", 0) + data[at + 4 :])
+    assert read_mp4_index(no_shift) == (64, (0,))
+    avi = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(avi), cv2.VideoWriter_fourcc(*"MJPG"), 24, (64, 64))
+    for frame in train.read(range(5), max_side=64).numpy():
+        writer.write(frame)
+    writer.release()
+    assert read_mp4_index(avi) is None
+    assert open_video(avi).info.frame_count == 5  # counted from its packets
+    for name, content in variants.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        assert read_mp4_index(path) is None, name
+    assert read_mp4_index(tmp_path / "missing.mp4") is None
+    assert open_video(tmp_path / "cut.mp4").info.frame_count == 64  # counted from its packets
+
+
 def test_truncated_file_whose_header_claims_more_frames(train, tmp_path):
     whole = tmp_path / "whole.avi"  # AVI keeps its frame count in the header, its index at the end
     writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 24, (128, 128))
