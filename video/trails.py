@@ -12,7 +12,10 @@ them without decoding again.
 Measured and not taken (2-core CPU): blending the decoder's YUV planes and converting only the
 blends to RGB (a quarter of the conversions) is off by up to 33 levels wherever a frame's
 colours clip, which the reference's per-frame RGB does not allow; PyAV's decoder with its
-faster colour conversion on the blend thread is no faster end to end than OpenCV here.
+faster colour conversion on the blend thread is no faster end to end than OpenCV here; 4-8
+FFmpeg decoder threads instead of one per core gain 3-8% on the 640x480 clip and nothing on
+the 720p ones. What is left is OpenCV converting each needed frame on the caller's thread
+between grabs (`bench/bench_motion_trails.py`'s "+rgb" column) and the blend itself.
 """
 
 from __future__ import annotations
