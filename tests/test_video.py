@@ -418,6 +418,12 @@ def test_mp4_index_declines_what_it_cannot_trust(sample_videos_dir, train, tmp_p
     # an edit list that starts 100 frames into the media: FFmpeg drops the samples before it
     at = data.index(b"elst") + 4 + 4 + 4 + 4  # type, version+flags, entry count, duration
     variants["trimmed.mp4"] = data[:at] + struct.pack(">i", 100 * 512) + data[at + 4 :]
+    # another track's chunk pointing past the media data: FFmpeg stops reading there
+    both = (sample_videos_dir / "stairs_pet.mp4").read_bytes()  # video and audio tracks
+    at_other = both.index(b"stco", both.index(b"stco") + 4) + 4 + 4 + 4  # its first chunk
+    variants["lost_audio.mp4"] = (
+        both[:at_other] + struct.pack(">I", len(both) - 4) + both[at_other + 4 :]
+    )
     no_shift = tmp_path / "no_shift.mp4"  # the same edit starting at 0 keeps every sample
     no_shift.write_bytes(data[:at] + struct.pack(">i", 0) + data[at + 4 :])
     assert read_mp4_index(no_shift) == (64, (0,))
@@ -434,6 +440,22 @@ def test_mp4_index_declines_what_it_cannot_trust(sample_videos_dir, train, tmp_p
         assert read_mp4_index(path) is None, name
     assert read_mp4_index(tmp_path / "missing.mp4") is None
     assert open_video(tmp_path / "cut.mp4").info.frame_count == 64  # counted from its packets
+
+
+def test_corrupt_sample_size_in_an_intact_index_fails_on_reading(sample_videos_dir, tmp_path):
+    """A wrong size that keeps every sample inside the file passes the index checks; decoding
+    then stops early, and the read names the file and the frame instead of returning less."""
+    import struct
+
+    data = bytearray((sample_videos_dir / "desert_train.mp4").read_bytes())
+    at = data.index(b"stsz") + 4 + 4 + 4 + 4 + 4 * 20  # type, flags, constant size, count
+    struct.pack_into(">I", data, at, struct.unpack_from(">I", data, at)[0] // 3)  # sample 20
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(bytes(data))
+    video = open_video(path)
+    assert video.info.frame_count == 64  # believed from the index
+    with pytest.raises(VideoError, match=r"corrupt\.mp4: frame \d+ cannot be decoded"):
+        _within_seconds(lambda: video.read(range(64)))
 
 
 def test_truncated_file_whose_header_claims_more_frames(train, tmp_path):

@@ -6,11 +6,14 @@ sample in the `moov` box (`stsz` sizes, `stss` sync samples), so for them the co
 keyframes are read from the index, without decoding or opening a capture.
 
 Only the plain case is trusted; anything else returns None and the caller counts packets:
-a file that is not ISO-BMFF, a fragmented file (`moof`), a box reaching past the end of the
-file (truncated), not exactly one video track, or an edit list that could drop samples (FFmpeg
-removes samples before an edit's start from the packet stream; a single edit that starts no
-later than the largest composition offset only shifts the timeline, as encoders write it for
-B-frames).
+a file that is not ISO-BMFF; a fragmented file (`moof`); a box reaching past the end of the
+file (truncated); samples of any track outside the media data or overlapping (a corrupt
+index: FFmpeg stops at the first sample it cannot read); not exactly one video track;
+compact sample sizes (`stz2`); an edit list that could drop samples (FFmpeg removes samples
+before an edit's start from the packet stream; a single edit that starts no later than the
+largest composition offset only shifts the timeline, as encoders write it for B-frames).
+A corrupt index that still passes (a wrong sample size) makes FFmpeg stop early: reading
+then raises the usual `VideoError` naming the file and the frame that cannot be decoded.
 """
 
 from __future__ import annotations
@@ -20,67 +23,70 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import numpy as np
+
 __all__ = ["read_mp4_index"]
 
 # Index boxes larger than this are not read into memory (a 10-hour video's `moov` is a few MB).
 _MAX_MOOV_BYTES = 64 << 20
+# Boxes walked per level: real files have a handful; a file made of millions of tiny boxes
+# would otherwise keep this Python loop busy for seconds (the packet scan handles it then).
+_MAX_BOXES = 4096
 
 
 class _NotPlain(Exception):
     """The file is not the plain case this reader trusts."""
 
 
-def _boxes(
-    data: memoryview, start: int = 0, end: int | None = None
-) -> Iterator[tuple[bytes, int, int]]:
+def _header(head: bytes | memoryview, pos: int, end: int) -> tuple[bytes, int, int]:
+    """(type, header length, box size) of the box whose header starts at `head[0]`, at offset
+    `pos` of a region ending at `end`; raises `_NotPlain` when it does not fit there."""
+    if len(head) < 8:
+        raise _NotPlain
+    size, kind = struct.unpack_from(">I4s", head)
+    header = 8
+    if size == 1:  # a 64-bit size follows
+        if len(head) < 16:
+            raise _NotPlain
+        (size,) = struct.unpack_from(">Q", head, 8)
+        header = 16
+    elif size == 0:  # to the end
+        size = end - pos
+    if size < header or pos + size > end:  # cut off (a truncated file) or nonsense
+        raise _NotPlain
+    return bytes(kind), header, size
+
+
+def _boxes(data: memoryview, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
     """(type, payload start, payload end) of the boxes in `data[start:end]`."""
-    end = len(data) if end is None else end
     pos = start
-    while pos + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        header = 8
-        if size == 1:
-            if pos + 16 > end:
-                raise _NotPlain
-            (size,) = struct.unpack_from(">Q", data, pos + 8)
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            raise _NotPlain
-        yield bytes(kind), pos + header, pos + size
+    for _ in range(_MAX_BOXES):
+        if pos + 8 > end:
+            return
+        kind, header, size = _header(data[pos : min(pos + 16, end)], pos, end)
+        yield kind, pos + header, pos + size
         pos += size
+    raise _NotPlain
 
 
-def _top_level(handle: BinaryIO, file_size: int) -> tuple[list[bytes], bytes]:
-    """Types of the file's top-level boxes and the `moov` box's payload."""
-    kinds, moov, pos = [], None, 0
+def _top_level(handle: BinaryIO, file_size: int) -> tuple[list[tuple[bytes, int, int]], bytes]:
+    """(type, payload start, end) of the file's top-level boxes, and the `moov` box's payload."""
+    boxes, moov, pos = [], None, 0
     while pos < file_size:
+        if len(boxes) >= _MAX_BOXES:
+            raise _NotPlain
         handle.seek(pos)
-        head = handle.read(16)
-        if len(head) < 8:
-            raise _NotPlain
-        size, kind = struct.unpack_from(">I4s", head)
-        header = 8
-        if size == 1:
-            if len(head) < 16:
-                raise _NotPlain
-            (size,) = struct.unpack_from(">Q", head, 8)
-            header = 16
-        elif size == 0:
-            size = file_size - pos
-        if size < header or pos + size > file_size:  # cut off: a truncated file
-            raise _NotPlain
-        kinds.append(kind)
+        kind, header, size = _header(handle.read(16), pos, file_size)
+        boxes.append((kind, pos + header, pos + size))
         if kind == b"moov":
             if size > _MAX_MOOV_BYTES:
                 raise _NotPlain
             handle.seek(pos + header)
             moov = handle.read(size - header)
         pos += size
-    if moov is None or len(moov) == 0:
+    if not moov:
         raise _NotPlain
-    return kinds, moov
+    return boxes, moov
 
 
 def _find(data: memoryview, start: int, end: int, path: list[bytes]) -> list[tuple[int, int]]:
@@ -97,75 +103,115 @@ def _full_box(data: memoryview, a: int) -> tuple[int, int]:
     return data[a], a + 4
 
 
-def _video_track(data: memoryview) -> tuple[int, int]:
-    """Payload range of the one video track (handler "vide") in the `moov` payload `data`."""
-    tracks = [
-        (a, b)
-        for a, b in _find(data, 0, len(data), [b"trak"])
-        if any(
-            bytes(data[h + 8 : h + 12]) == b"vide" for h, _ in _find(data, a, b, [b"mdia", b"hdlr"])
-        )
-    ]
-    if len(tracks) != 1:
+def _tracks(data: memoryview) -> list[tuple[bytes, tuple[int, int], tuple[int, int]]]:
+    """(handler type, track payload range, sample table payload range) of every track in the
+    `moov` payload `data`."""
+    tracks = []
+    for a, b in _find(data, 0, len(data), [b"trak"]):
+        handlers = _find(data, a, b, [b"mdia", b"hdlr"])
+        stbls = _find(data, a, b, [b"mdia", b"minf", b"stbl"])
+        if len(handlers) != 1 or len(stbls) != 1:
+            raise _NotPlain
+        h, _ = handlers[0]
+        tracks.append((bytes(data[h + 8 : h + 12]), (a, b), stbls[0]))
+    return tracks
+
+
+_CODES = {"I": ">u4", "i": ">i4", "Q": ">u8", "q": ">i8"}
+
+
+def _table(
+    data: memoryview, parent: tuple[int, int], path: list[bytes], formats: tuple[str, str]
+) -> np.ndarray | None:
+    """The entries of the full box at `path` below `parent`: an entry count, then per entry the
+    fields `formats[version]` (I/i: 32-bit, Q/q: 64-bit, unsigned/signed) as an int64 array
+    `[entries, fields]`; None when the box is absent. Raises `_NotPlain` when the box is shorter
+    than its count says, or appears more than once."""
+    boxes = _find(data, *parent, path)
+    if not boxes:
+        return None
+    if len(boxes) > 1:
         raise _NotPlain
-    return tracks[0]
+    ((a, b),) = boxes
+    version, p = _full_box(data, a)
+    fields = formats[min(version, 1)]
+    dtype = np.dtype([(f"f{i}", _CODES[code]) for i, code in enumerate(fields)])
+    (entries,) = struct.unpack_from(">I", data, p)
+    if p + 4 + entries * dtype.itemsize > b:
+        raise _NotPlain
+    raw = np.frombuffer(data, dtype, count=entries, offset=p + 4)
+    return np.stack([raw[name].astype(np.int64) for name in dtype.names], 1).reshape(entries, -1)
 
 
-def _sample_count(data: memoryview, stbl: tuple[int, int]) -> int:
-    """Samples in the track, from its sample size table."""
-    for kind in (b"stsz", b"stz2"):
-        boxes = _find(data, *stbl, [kind])
-        if boxes:
-            ((a, _),) = boxes
-            _, p = _full_box(data, a)
-            # stsz: sample_size, sample_count; stz2: reserved + field_size, sample_count
-            return struct.unpack_from(">I", data, p + 4)[0]
-    raise _NotPlain
+def _sample_ranges(data: memoryview, stbl: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte offset and size of each sample of a track (int64 `[count]` each), in decode order."""
+    boxes = _find(data, *stbl, [b"stsz"])  # stz2 (compact sizes) is rare: the scan handles it
+    if len(boxes) != 1:
+        raise _NotPlain
+    ((a, b),) = boxes
+    _, p = _full_box(data, a)
+    constant, count = struct.unpack_from(">II", data, p)
+    if constant:
+        sizes = np.full(count, constant, np.int64)
+    else:
+        if p + 8 + 4 * count > b:
+            raise _NotPlain
+        sizes = np.frombuffer(data, ">u4", count=count, offset=p + 8).astype(np.int64)
+    offsets = _table(data, stbl, [b"stco"], ("I", "I"))
+    if offsets is None:
+        offsets = _table(data, stbl, [b"co64"], ("Q", "Q"))
+    # per run of chunks: first chunk (1-based), samples per chunk, sample description
+    runs = _table(data, stbl, [b"stsc"], ("III", "III"))
+    if offsets is None or runs is None or len(runs) == 0:
+        raise _NotPlain
+    first = runs[:, 0] - 1
+    if first[0] != 0 or (np.diff(first) <= 0).any() or (runs[:, 1] <= 0).any():
+        raise _NotPlain
+    per_chunk = runs[np.searchsorted(first, np.arange(len(offsets)), "right") - 1, 1]
+    if per_chunk.sum() != count:
+        raise _NotPlain
+    # each sample's byte offset: its chunk's offset plus the sizes of the samples before it
+    # in that chunk
+    chunk_of = np.repeat(np.arange(len(offsets)), per_chunk)
+    before = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    chunk_first = np.concatenate([[0], np.cumsum(per_chunk)[:-1]])
+    return offsets[chunk_of, 0] + before - before[chunk_first[chunk_of]], sizes
+
+
+def _check_layout(ranges: list[tuple[np.ndarray, np.ndarray]], media: np.ndarray) -> None:
+    """Raise `_NotPlain` unless all samples of all tracks lie inside the media data boxes
+    `media` (`[M, 2]` payload start, end; sorted) without overlapping: a corrupt or cut index
+    is not believed (FFmpeg stops at the first sample it cannot read, of any track)."""
+    starts = np.concatenate([start for start, _ in ranges])
+    ends = starts + np.concatenate([size for _, size in ranges])
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    box = np.searchsorted(media[:, 0], starts, "right") - 1
+    inside = (box >= 0) & (ends <= media[box.clip(min=0), 1])
+    if not inside.all() or (ends[:-1] > starts[1:]).any():
+        raise _NotPlain
 
 
 def _keyframes(data: memoryview, stbl: tuple[int, int], count: int) -> tuple[int, ...]:
     """0-based indices of the sync samples (all of them without a sync sample table)."""
-    boxes = _find(data, *stbl, [b"stss"])
-    if not boxes:
+    sync = _table(data, stbl, [b"stss"], ("I", "I"))
+    if sync is None:
         return tuple(range(count))  # no sync table: every sample is a keyframe
-    ((a, b),) = boxes
-    _, p = _full_box(data, a)
-    (entries,) = struct.unpack_from(">I", data, p)
-    if p + 4 + 4 * entries > b:
-        raise _NotPlain
-    numbers = struct.unpack_from(f">{entries}I", data, p + 4)
-    return tuple(n - 1 for n in numbers if 1 <= n <= count)  # 1-based sample numbers
-
-
-def _max_composition_offset(data: memoryview, stbl: tuple[int, int]) -> int:
-    """The largest presentation-minus-decode time offset (`ctts`), 0 without one."""
-    boxes = _find(data, *stbl, [b"ctts"])
-    if not boxes:
-        return 0
-    ((a, b),) = boxes
-    version, p = _full_box(data, a)
-    (entries,) = struct.unpack_from(">I", data, p)
-    if p + 4 + 8 * entries > b:
-        raise _NotPlain
-    pairs = struct.unpack_from(f">{2 * entries}{'i' if version else 'I'}", data, p + 4)
-    return max(pairs[1::2], default=0)
+    numbers = sync[:, 0]  # 1-based sample numbers
+    return tuple((numbers[(numbers >= 1) & (numbers <= count)] - 1).tolist())
 
 
 def _check_edits(data: memoryview, track: tuple[int, int], stbl: tuple[int, int]) -> None:
     """Raise `_NotPlain` unless the track's edit list (if any) keeps every sample."""
-    lists = _find(data, *track, [b"edts", b"elst"])
-    if not lists:
+    edits = _table(data, track, [b"edts", b"elst"], ("Iii", "Qqi"))  # duration, start, rate
+    if edits is None:
         return
-    ((a, _),) = lists
-    version, p = _full_box(data, a)
-    (entries,) = struct.unpack_from(">I", data, p)
-    if entries != 1:
+    if len(edits) != 1:
         raise _NotPlain
-    if version == 1:
-        _, media_time, rate = struct.unpack_from(">Qqi", data, p + 4)
-    else:
-        _, media_time, rate = struct.unpack_from(">Iii", data, p + 4)
-    if rate != 1 << 16 or not 0 <= media_time <= _max_composition_offset(data, stbl):
+    _, media_time, rate = edits[0]
+    shifts = _table(data, stbl, [b"ctts"], ("II", "Ii"))  # count, composition offset
+    largest_shift = int(shifts[:, 1].max()) if shifts is not None and len(shifts) else 0
+    if rate != 1 << 16 or not 0 <= media_time <= largest_shift:
         raise _NotPlain
 
 
@@ -181,18 +227,23 @@ def read_mp4_index(path: str | os.PathLike) -> tuple[int, tuple[int, ...]] | Non
             head = handle.read(12)
             if len(head) < 12 or head[4:8] not in (b"ftyp", b"moov", b"wide", b"free", b"mdat"):
                 return None
-            kinds, moov = _top_level(handle, file_size)
+            boxes, moov = _top_level(handle, file_size)
+        kinds = [kind for kind, _, _ in boxes]
         if b"moof" in kinds:  # fragmented: the samples are listed in the fragments
             return None
+        media = np.array([(a, b) for kind, a, b in boxes if kind == b"mdat"], np.int64)
         data = memoryview(moov)
-        track = _video_track(data)
-        stbls = _find(data, *track, [b"mdia", b"minf", b"stbl"])
-        if len(stbls) != 1:
+        tracks = _tracks(data)
+        videos = [(track, stbl) for handler, track, stbl in tracks if handler == b"vide"]
+        if len(videos) != 1:
             return None
-        count = _sample_count(data, stbls[0])
+        ((track, stbl),) = videos
+        ranges = [_sample_ranges(data, stbl) for _, _, stbl in tracks]
+        _check_layout(ranges, media.reshape(-1, 2))
+        count = len(ranges[[t for _, t, _ in tracks].index(track)][0])
         if count <= 0:
             return None
-        _check_edits(data, track, stbls[0])
-        return count, _keyframes(data, stbls[0], count)
+        _check_edits(data, track, stbl)
+        return count, _keyframes(data, stbl, count)
     except (_NotPlain, OSError, struct.error, ValueError):
         return None
