@@ -399,7 +399,39 @@ def test_mp4_index_gives_what_the_packet_scan_counts(sample_videos_dir, train, t
         index = read_mp4_index(path)
         assert index is not None and index == _scan_packets(str(path)), path.name
     assert read_mp4_index(written)[0] == 30
+    wide = tmp_path / "co64.mp4"  # 64-bit chunk offsets, as files over 4 GB have them
+    wide.write_bytes(_with_64bit_chunk_offsets((sample_videos_dir / "stairs_pet.mp4").read_bytes()))
+    assert b"co64" in wide.read_bytes() and b"stco" not in wide.read_bytes()
+    assert read_mp4_index(wide) == read_mp4_index(sample_videos_dir / "stairs_pet.mp4")
+    assert read_mp4_index(wide) == _scan_packets(str(wide))
     assert read_mp4_index(sample_videos_dir / "stairs_pet.mp4")[1] == (0, 160, 320, 480, 640)
+
+
+def _with_64bit_chunk_offsets(data: bytes) -> bytes:
+    """The same MP4 (its `moov` after `mdat`) with every `stco` rewritten as `co64`: the media
+    data does not move, only the index grows."""
+    import struct
+
+    containers = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
+
+    def rebuild(start: int, end: int) -> bytes:
+        out, pos = b"", start
+        while pos < end:
+            size, kind = struct.unpack_from(">I4s", data, pos)
+            body = data[pos + 8 : pos + size]
+            if kind in containers:
+                body = rebuild(pos + 8, pos + size)
+            elif kind == b"stco":
+                (count,) = struct.unpack_from(">I", body, 4)
+                offsets = struct.unpack_from(f">{count}I", body, 8)
+                kind, body = b"co64", body[:8] + struct.pack(f">{count}Q", *offsets)
+            out += struct.pack(">I4s", 8 + len(body), kind) + body
+            pos += size
+        return out
+
+    moov = data.index(b"moov") - 4
+    assert data.index(b"mdat") < moov
+    return data[:moov] + rebuild(moov, len(data))
 
 
 def test_mp4_index_declines_what_it_cannot_trust(sample_videos_dir, train, tmp_path):
