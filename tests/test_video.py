@@ -444,6 +444,8 @@ def test_mp4_index_declines_what_it_cannot_trust(sample_videos_dir, train, tmp_p
     variants = {
         # a box that claims more bytes than the file holds: a cut-off file
         "cut.mp4": data + struct.pack(">I4s", 1 << 20, b"mdat"),
+        # no media data box at all (the index points at nothing in this file)
+        "no_media.mp4": data.replace(b"mdat", b"skip", 1),
         # a fragment box: the samples are listed in the fragments, not in the index
         "fragmented.mp4": data + struct.pack(">I4s", 8, b"moof"),
     }

@@ -7,8 +7,8 @@ keyframes are read from the index, without decoding or opening a capture.
 
 Only the plain case is trusted; anything else returns None and the caller counts packets:
 a file that is not ISO-BMFF; a fragmented file (`moof`); a box reaching past the end of the
-file (truncated); samples of any track outside the media data or overlapping (a corrupt
-index: FFmpeg stops at the first sample it cannot read); not exactly one video track;
+file (truncated); chunks of samples of any track outside the media data or overlapping (a
+corrupt index: FFmpeg stops at the first sample it cannot read); not exactly one video track;
 compact sample sizes (`stz2`); an edit list that could drop samples (FFmpeg removes samples
 before an edit's start from the packet stream; a single edit that starts no later than the
 largest composition offset only shifts the timeline, as encoders write it for B-frames).
@@ -143,47 +143,54 @@ def _table(
     return np.stack([raw[name].astype(np.int64) for name in dtype.names], 1).reshape(entries, -1)
 
 
-def _sample_ranges(data: memoryview, stbl: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Byte offset and size of each sample of a track (int64 `[count]` each), in decode order."""
+def _chunks(data: memoryview, stbl: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Byte offset and length of each chunk of a track (int64 `[chunks]` each; a chunk is a run
+    of samples stored back to back), and the track's sample count.
+
+    Per chunk, not per sample: a PCM audio track lists a sample per audio frame (tens of
+    millions in a long file), in a few hundred chunks."""
     boxes = _find(data, *stbl, [b"stsz"])  # stz2 (compact sizes) is rare: the scan handles it
     if len(boxes) != 1:
         raise _NotPlain
     ((a, b),) = boxes
     _, p = _full_box(data, a)
     constant, count = struct.unpack_from(">II", data, p)
-    if constant:
-        sizes = np.full(count, constant, np.int64)
-    else:
-        if p + 8 + 4 * count > b:
-            raise _NotPlain
-        sizes = np.frombuffer(data, ">u4", count=count, offset=p + 8).astype(np.int64)
     offsets = _table(data, stbl, [b"stco"], ("I", "I"))
     if offsets is None:
         offsets = _table(data, stbl, [b"co64"], ("Q", "Q"))
     # per run of chunks: first chunk (1-based), samples per chunk, sample description
     runs = _table(data, stbl, [b"stsc"], ("III", "III"))
-    if offsets is None or runs is None or len(runs) == 0:
+    if offsets is None or runs is None:
         raise _NotPlain
+    if len(offsets) == 0 or len(runs) == 0:
+        if count:
+            raise _NotPlain
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
     first = runs[:, 0] - 1
     if first[0] != 0 or (np.diff(first) <= 0).any() or (runs[:, 1] <= 0).any():
         raise _NotPlain
     per_chunk = runs[np.searchsorted(first, np.arange(len(offsets)), "right") - 1, 1]
     if per_chunk.sum() != count:
         raise _NotPlain
-    # each sample's byte offset: its chunk's offset plus the sizes of the samples before it
-    # in that chunk
-    chunk_of = np.repeat(np.arange(len(offsets)), per_chunk)
-    before = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    chunk_first = np.concatenate([[0], np.cumsum(per_chunk)[:-1]])
-    return offsets[chunk_of, 0] + before - before[chunk_first[chunk_of]], sizes
+    if constant:
+        lengths = per_chunk * constant
+    else:
+        if p + 8 + 4 * count > b:
+            raise _NotPlain
+        sizes = np.frombuffer(data, ">u4", count=count, offset=p + 8).astype(np.int64)
+        lengths = np.add.reduceat(sizes, np.concatenate([[0], np.cumsum(per_chunk)[:-1]]))
+    return offsets[:, 0], lengths, int(count)
 
 
-def _check_layout(ranges: list[tuple[np.ndarray, np.ndarray]], media: np.ndarray) -> None:
-    """Raise `_NotPlain` unless all samples of all tracks lie inside the media data boxes
-    `media` (`[M, 2]` payload start, end; sorted) without overlapping: a corrupt or cut index
-    is not believed (FFmpeg stops at the first sample it cannot read, of any track)."""
-    starts = np.concatenate([start for start, _ in ranges])
-    ends = starts + np.concatenate([size for _, size in ranges])
+def _check_layout(chunks: list[tuple[np.ndarray, np.ndarray]], media: np.ndarray) -> None:
+    """Raise `_NotPlain` unless all chunks (offset, length) of all tracks lie inside the media
+    data boxes `media` (`[M, 2]` payload start, end; in file order) without overlapping: a
+    corrupt or cut index is not believed (FFmpeg stops at the first sample it cannot read, of
+    any track)."""
+    if len(media) == 0:  # the samples live elsewhere (another file) or nowhere
+        raise _NotPlain
+    starts = np.concatenate([start for start, _ in chunks])
+    ends = starts + np.concatenate([length for _, length in chunks])
     order = np.argsort(starts, kind="stable")
     starts, ends = starts[order], ends[order]
     box = np.searchsorted(media[:, 0], starts, "right") - 1
@@ -234,13 +241,13 @@ def read_mp4_index(path: str | os.PathLike) -> tuple[int, tuple[int, ...]] | Non
         media = np.array([(a, b) for kind, a, b in boxes if kind == b"mdat"], np.int64)
         data = memoryview(moov)
         tracks = _tracks(data)
-        videos = [(track, stbl) for handler, track, stbl in tracks if handler == b"vide"]
+        videos = [i for i, (handler, _, _) in enumerate(tracks) if handler == b"vide"]
         if len(videos) != 1:
             return None
-        ((track, stbl),) = videos
-        ranges = [_sample_ranges(data, stbl) for _, _, stbl in tracks]
-        _check_layout(ranges, media.reshape(-1, 2))
-        count = len(ranges[[t for _, t, _ in tracks].index(track)][0])
+        _, track, stbl = tracks[videos[0]]
+        chunks = [_chunks(data, table) for _, _, table in tracks]
+        _check_layout([(start, length) for start, length, _ in chunks], media.reshape(-1, 2))
+        count = chunks[videos[0]][2]
         if count <= 0:
             return None
         _check_edits(data, track, stbl)
