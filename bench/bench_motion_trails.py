@@ -94,37 +94,26 @@ def ours_trails(path: str):
     return render_motion_trails(clip, ECHOES, DECAY, "trailing"), list(clip.sampling.indices), video
 
 
-def needed_frames(indices: list[int], frame_count: int) -> set[int]:
+def needed_frames(indices: list[int], frame_count: int) -> frozenset[int]:
     """The frames the trailing windows of the sampled `indices` blend."""
     import torch
 
     from motionsight.kernels.trails import trail_windows
 
     windows, _ = trail_windows(torch.tensor(indices), frame_count, ECHOES, DECAY, "trailing")
-    return set(windows.flatten().tolist())
+    return frozenset(windows.flatten().tolist())
 
 
-def decode_floor(path: str, last: int) -> float:
-    """Seconds to merely decode (grab) every frame up to `last`, the last one the trails need."""
-    start = time.perf_counter()
-    cap = cv2.VideoCapture(path)
-    for _ in range(last + 1):
-        if not cap.grab():
-            break
-    cap.release()
-    return time.perf_counter() - start
-
-
-def decode_rgb_floor(path: str, needed: set[int]) -> float:
-    """Seconds to decode every frame up to the last of `needed` and convert the `needed` ones
-    to BGR (`retrieve`): the decoding any OpenCV-based path must do, before blending."""
+def decode_floor(path: str, last: int, convert: frozenset[int] = frozenset()) -> float:
+    """Seconds to merely decode (grab) every frame up to `last`, the last one the trails need,
+    also converting the frames in `convert` to BGR (`retrieve`) when given."""
     start = time.perf_counter()
     cap = cv2.VideoCapture(path)
     frame = None
-    for index in range(max(needed) + 1):
+    for index in range(last + 1):
         if not cap.grab():
             break
-        if index in needed:
+        if index in convert:
             _, frame = cap.retrieve(frame)
     cap.release()
     return time.perf_counter() - start
@@ -234,7 +223,8 @@ def main() -> int:
             t, reference = timed(lambda p=path, i=indices: baseline_trails(p, i))
             runs_base.append(t)
             runs_floor.append(decode_floor(path, max(indices)))
-            runs_rgb.append(decode_rgb_floor(path, needed_frames(indices, video.info.frame_count)))
+            needed = needed_frames(indices, video.info.frame_count)
+            runs_rgb.append(decode_floor(path, max(indices), convert=needed))
         t_ours, t_base, floor, rgb = (
             statistics.median(r) for r in (runs_ours, runs_base, runs_floor, runs_rgb)
         )
