@@ -3,7 +3,7 @@
 For every sampled frame: dense optical flow (OpenCV DIS) to the sampled frames `baseline` steps
 later and earlier; the camera's motion is a homography fitted with RANSAC to the flow
 correspondences (dense feature matching). What the homography does not explain moves on its
-own, with five corrections that real footage needs:
+own, with six corrections that real footage needs:
 - *local parallax*: ground nearer or farther than the dominant plane (a drone over terrain)
   leaves a residual that varies smoothly across the image; its local median is subtracted, so
   only what moves differently from its surroundings remains;
@@ -17,7 +17,10 @@ own, with five corrections that real footage needs:
   long slow object is found whole rather than in pieces;
 - *persistence*: motion that stays at the same place of the scene in (nearly) every frame and
   goes every way is dynamic texture (water ripples, flicker), not an actor, which moves on
-  (or, like a long train, keeps moving one way).
+  (or, like a long train, keeps moving one way);
+- *actor colours*: what moves is often only part of the actor (the near cars of a long train;
+  its far cars barely move in the image): a region that moves one way grows over the connected
+  pixels of its own colours where those colours are rare in the frame.
 Texture gating, morphology and connected components give the boxes, in original pixel
 coordinates. A static camera gives a homography near the identity, a panning or zooming camera
 a translation or scale: both are removed the same way. Everything runs at a reduced working
@@ -97,6 +100,15 @@ class MotionOptions:
         exist); False uses the later one only.
     hysteresis: weak-motion threshold as a fraction of the motion threshold: weaker motion
         joins a region that somewhere passes the full threshold; 1 turns growing off.
+    colour_growth: a region that moves one way grows over the connected pixels of its own
+        colours (`actor_colours`: rare in the frame, with under this share of the frame's
+        pixels within one colour bin of them, and at least `_ACTOR_COLOUR_LIFT` times more
+        frequent among the moving pixels than in the frame), where its coherently moving pixels
+        (temporal coherence at least `_FLICKER_COHERENCE`) cover at least `_ACTOR_COLOUR_COVER`
+        of that connected region: the far cars of a train, which barely move in the image.
+        Ground, sky and other common colours never join, nor does texture that moves every way
+        (water). 0 turns it off; 0.05 to 0.3 measure the same on the bench
+        (docs/SPOTLIGHT_CLUSTERING.md).
     people: when a prompt names a person ("man", "woman", "person", ...), OpenCV's HOG people
         detector also runs, so a person whose legs or body stand still is boxed whole (what
         moves is often only the arms); its boxes are labelled "person".
@@ -122,6 +134,7 @@ class MotionOptions:
     flicker_persistence: float = 0.95
     bidirectional: bool = True
     hysteresis: float = 0.45
+    colour_growth: float = 0.1
     people: bool = True
     people_stride: int = 2
     people_side: int = 480
@@ -140,6 +153,7 @@ class MotionOptions:
                 ("relative_perspective", self.relative_perspective >= 0, ">= 0"),
                 ("flicker_persistence", 0 <= self.flicker_persistence <= 1, "in [0, 1]"),
                 ("hysteresis", 0 < self.hysteresis <= 1, "in (0, 1]"),
+                ("colour_growth", 0 <= self.colour_growth < 1, "in [0, 1)"),
                 ("people_stride", self.people_stride >= 1, ">= 1"),
                 ("people_side", self.people_side >= 64, ">= 64"),
             )
@@ -270,16 +284,69 @@ def _motion_evidence(
     return magnitude / thresh
 
 
-def _grow(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
-    """The connected components of `weak` `[N, h, w]` bool that contain a `strong` pixel."""
+def _grow(
+    strong: torch.Tensor, weak: torch.Tensor, min_cover: float = 0.0, min_pixels: int = 1
+) -> torch.Tensor:
+    """The connected components of `weak` `[N, h, w]` bool that hold at least `min_pixels`
+    `strong` pixels, and `strong` pixels in at least `min_cover` of their own pixels."""
     grown = []
     for s, w in zip(strong.cpu().numpy(), weak.to(torch.uint8).cpu().numpy(), strict=True):
-        count, labels = cv2.connectedComponents(w, connectivity=8)
-        seeded = np.zeros(count, bool)
-        seeded[labels[s]] = True
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(w, connectivity=8)
+        held = np.bincount(labels[s], minlength=count)
+        seeded = (held >= min_pixels) & (held >= min_cover * stats[:, cv2.CC_STAT_AREA])
         seeded[0] = False
         grown.append(seeded[labels])
     return torch.from_numpy(np.stack(grown)).to(strong.device)
+
+
+# Lab colour bins per axis of the actor-colour histograms (12 to 20 measure the same).
+_COLOUR_BINS = 16
+# An actor colour is at least this many times more frequent among the moving pixels than in
+# the frame (2 to 4 measure the same on the bench; 6 and 8 lose desert_train's tail in 3 frames:
+# its cars' shaded sides are less lifted).
+_ACTOR_COLOUR_LIFT = 4.0
+# The coherently moving pixels must cover at least this share of a connected region of actor
+# colours for it to join (0.1 to 0.2 hold the same frames, 0.1 with stairs_pet 1.52x the oracle
+# instead of 1.40x; 0.3 loses the tail in 1 frame).
+_ACTOR_COLOUR_COVER = 0.2
+
+
+def actor_colours(frames: torch.Tensor, moving: torch.Tensor, rare: float) -> torch.Tensor:
+    """The pixels whose colour is the moving pixels' own and rare in the frame.
+
+    Colours are counted in Lab bins (`_COLOUR_BINS` per axis), each bin with its neighbours
+    (within one bin on every axis, so a colour on a bin edge is not split); a pixel's colour is
+    the actor's when under `rare` of the frame's pixels fall in its bin's neighbourhood and
+    its share among the moving pixels is at least `_ACTOR_COLOUR_LIFT` times its share of the
+    frame.
+
+    Args:
+        frames: `[N, 3, h, w]` float 0..1.
+        moving: bool `[N, h, w]`.
+        rare: share of the frame in 0..1.
+
+    Returns:
+        bool `[N, h, w]`.
+    """
+    n, _, h, w = frames.shape
+    b = _COLOUR_BINS
+    lab = kornia.color.rgb_to_lab(F.avg_pool2d(frames, 3, 1, 1, count_include_pad=False))
+    # L in 0..100, a and b in about -128..127 -> bin indices, one histogram per frame
+    lo = torch.tensor([0.0, -128.0, -128.0], device=frames.device)[:, None, None]
+    step = torch.tensor([100.0, 256.0, 256.0], device=frames.device)[:, None, None] / b
+    index = ((lab - lo) / step).long().clamp(0, b - 1)
+    key = (index[:, 0] * b + index[:, 1]) * b + index[:, 2]
+    key = key + torch.arange(n, device=frames.device)[:, None, None] * b**3
+
+    def shares(keys: torch.Tensor, totals: torch.Tensor) -> torch.Tensor:
+        counts = torch.bincount(keys, minlength=n * b**3).float().view(n, 1, b, b, b)
+        counts = F.avg_pool3d(counts, 3, 1, 1, count_include_pad=True) * 27  # sums
+        return counts.view(n, -1) / totals.clamp(min=1).float()[:, None]
+
+    in_frame = shares(key.flatten(), torch.full((n,), h * w, device=frames.device))
+    in_moving = shares(key[moving], moving.flatten(1).sum(1))
+    actor = (in_frame < rare) & (in_moving >= _ACTOR_COLOUR_LIFT * in_frame)
+    return actor.flatten()[key]
 
 
 def _evidence(
@@ -466,18 +533,29 @@ def motion_masks(
     k = max(3, int(round(options.close_fraction * max(h, w))) | 1)
     mask = _dilate(_erode(mask, 3), 3)
     mask = _erode(_dilate(mask, k), k)
+    coherence = temporal_coherence(residual, k)  # [h, w]: 1 where motion goes one way
     if options.flicker_persistence > 0:
         # dynamic texture (water, flicker) keeps moving where it is; an actor moves on. Judged
         # on the masks spread by the closing size: a texture's motion is patchy frame to frame
         b = n - len(homs_np)  # the span `_evidence` used
         persistence = scene_persistence(_dilate(mask, k)[:, 0] > 0.5, homs_np, b)
         persistent = (persistence >= options.flicker_persistence) & (mask[:, 0] > 0.5)
-        flicker = persistent & incoherent_places(persistent.any(0), temporal_coherence(residual, k))
+        flicker = persistent & incoherent_places(persistent.any(0), coherence)
         kept = mask * (~flicker).float().unsqueeze(1)
         # only beside an actor that moves on: when nothing else moves in most frames, the
         # persistent motion is the action itself (exercise, hands at work, a dog wagging)
         if (kept.flatten(1).mean(1) >= options.min_area).float().mean() >= 0.5:
             mask = kept
+    if options.colour_growth > 0:
+        # what moves is often only part of the actor (a long train's near cars); the rest
+        # shares its colours. Grown from coherent motion only: texture that moves every way
+        # (water) would spread over its own colours
+        moving = mask[:, 0] > 0.5
+        coherent = moving & (coherence >= _FLICKER_COHERENCE)
+        colours = actor_colours(frames, moving, options.colour_growth)
+        min_pixels = max(1, round(options.min_area * h * w))
+        grown = _grow(coherent, colours, _ACTOR_COLOUR_COVER, min_pixels)
+        mask = (moving | grown).float().unsqueeze(1)
     facts = {
         "camera_shift_px": [round(v, 2) for v in shift],
         "background_share": [round(float(v), 2) for v in share],

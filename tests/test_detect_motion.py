@@ -111,3 +111,68 @@ def test_temporal_coherence_tells_one_way_motion_from_motion_every_way():
     places[1:5, 1:6] = places[1:5, 14:19] = True  # one region in each half
     flicker = incoherent_places(places, coherence)
     assert not flicker[:, :10].any() and torch.equal(flicker[:, 10:], places[:, 10:])
+
+
+def _long_train(shifts: list[int], height: int = 180, width: int = 320) -> torch.Tensor:
+    """Frames `[N, H, W, 3]`: a band of red and grey cars (y 80-92, x 20-300) on tan ground,
+    whose right half slides along itself by `shifts[t]` px (the near cars) while its left
+    half stands still (far cars barely move in the image), and a short still block of the
+    same cars apart from it (y 130-142, x 40-100)."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(1, 3, height // 4, width // 4, generator=g)
+    ground = (
+        torch.tensor([0.76, 0.6, 0.42])[:, None, None]
+        + 0.06 * torch.nn.functional.interpolate(noise, size=(height, width), mode="bicubic")[0]
+    )
+    cars = torch.tensor([[0.55, 0.15, 0.1], [0.62, 0.62, 0.66]])
+    x = torch.arange(width)
+    frames = ground.expand(len(shifts), 3, height, width).clone()
+    for t, shift in enumerate(shifts):
+        pos = torch.where(x >= width // 2, x - shift, x)
+        band = cars[(pos // 18) % 2].T[:, None, :].expand(3, 12, width).clone()
+        band[:, :, (pos % 18) >= 16] = 0.2  # couplings
+        frames[t, :, 80:92, 20:300] = band[:, :, 20:300]
+        frames[t, :, 130:142, 40:100] = band[:, :, 40:100]
+    return frames.permute(0, 2, 3, 1).clamp(0, 1)
+
+
+def _band_held(found) -> list[float]:
+    band = torch.tensor([20.0, 80, 300, 92])
+    return [max((covered_fraction(band, b) for b in boxes), default=0.0) for boxes in found.boxes]
+
+
+def test_a_train_moving_along_itself_is_grown_over_its_still_cars_of_the_same_colours():
+    frames = _long_train([3 * t for t in range(16)])
+    off = load_detector("motion", colour_growth=0).detect(frames, ["train"])
+    grown = load_detector("motion").detect(frames, ["train"])
+    # motion alone boxes the near (sliding) half; the actor's colours carry it over the rest
+    assert max(_band_held(off)) < 0.6, off.boxes
+    assert min(_band_held(grown)) >= 0.95, grown.boxes
+    # the still block of the same cars is not connected to the train: it never joins
+    assert all(float(b[:, 3].max()) < 110 for b in grown.boxes), grown.boxes
+
+
+def test_motion_that_goes_every_way_does_not_grow_over_its_colours():
+    # the same near half jitters back and forth (water, flicker): not a coherent actor
+    shifts = torch.randint(-6, 7, (16,), generator=torch.Generator().manual_seed(2)).tolist()
+    frames = _long_train(shifts)
+    off = load_detector("motion", colour_growth=0).detect(frames, ["train"])
+    grown = load_detector("motion").detect(frames, ["train"])
+    assert [b.tolist() for b in grown.boxes] == [b.tolist() for b in off.boxes]
+    assert max(_band_held(grown)) < 0.6, grown.boxes
+
+
+def test_actor_colours_are_the_moving_pixels_own_and_rare_in_the_frame():
+    from motionsight.detect.motion import actor_colours
+
+    frame = torch.empty(1, 3, 40, 40)
+    frame[:] = torch.tensor([0.76, 0.6, 0.42])[:, None, None]  # tan ground: 3/4 of the frame
+    frame[0, :, :10, :] = torch.tensor([0.2, 0.4, 0.8])[:, None, None]  # blue sky: 1/4
+    frame[0, :, 20:24, 5:35] = torch.tensor([0.55, 0.15, 0.1])[:, None, None]  # a red car
+    frame[0, :, 30:34, 5:10] = torch.tensor([0.1, 0.6, 0.1])[:, None, None]  # a green bush
+    moving = torch.zeros(1, 40, 40, dtype=torch.bool)
+    moving[0, 18:26, 20:40] = True  # half the car and the ground around it move
+    colours = actor_colours(frame, moving, rare=0.1)[0]
+    assert colours[21:23, 7:33].all()  # the whole car, the still half too
+    assert not colours[:10].any() and not colours[30:34, 5:10].any()  # sky, bush
+    assert not colours[26:30].any() and not colours[14:18].any()  # the moving ground
