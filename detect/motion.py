@@ -107,8 +107,8 @@ class MotionOptions:
         (temporal coherence at least `_FLICKER_COHERENCE`) cover at least `_ACTOR_COLOUR_COVER`
         of that connected region: the far cars of a train, which barely move in the image.
         Ground, sky and other common colours never join, nor does texture that moves every way
-        (water). 0 turns it off; 0.05 to 0.3 measure the same on the bench
-        (docs/SPOTLIGHT_CLUSTERING.md).
+        (water). 0 turns it off; 0.02 to 0.8 measure the same on the bench; at 0.01 the
+        train's colours are too common to count (docs/SPOTLIGHT_CLUSTERING.md).
     people: when a prompt names a person ("man", "woman", "person", ...), OpenCV's HOG people
         detector also runs, so a person whose legs or body stand still is boxed whole (what
         moves is often only the arms); its boxes are labelled "person".
@@ -299,22 +299,21 @@ def _grow(
     return torch.from_numpy(np.stack(grown)).to(strong.device)
 
 
-# Lab colour bins per axis of the actor-colour histograms (12 to 20 measure the same).
+# Colour bins per RGB channel of the actor-colour histograms (8 to 20 measure the same).
 _COLOUR_BINS = 16
 # An actor colour is at least this many times more frequent among the moving pixels than in
-# the frame (2 to 4 measure the same on the bench; 6 and 8 lose desert_train's tail in 3 frames:
-# its cars' shaded sides are less lifted).
+# the frame (2 to 8 hold the same frames on the bench).
 _ACTOR_COLOUR_LIFT = 4.0
 # The coherently moving pixels must cover at least this share of a connected region of actor
-# colours for it to join (0.1 to 0.2 hold the same frames, 0.1 with stairs_pet 1.52x the oracle
-# instead of 1.40x; 0.3 loses the tail in 1 frame).
+# colours for it to join (0.1 to 0.2 hold the same frames on the bench; 0.3 loses desert_train's
+# far cars in 1 frame).
 _ACTOR_COLOUR_COVER = 0.2
 
 
 def actor_colours(frames: torch.Tensor, moving: torch.Tensor, rare: float) -> torch.Tensor:
     """The pixels whose colour is the moving pixels' own and rare in the frame.
 
-    Colours are counted in Lab bins (`_COLOUR_BINS` per axis), each bin with its neighbours
+    Colours are counted in RGB bins (`_COLOUR_BINS` per channel), each bin with its neighbours
     (within one bin on every axis, so a colour on a bin edge is not split); a pixel's colour is
     the actor's when under `rare` of the frame's pixels fall in its bin's neighbourhood and
     its share among the moving pixels is at least `_ACTOR_COLOUR_LIFT` times its share of the
@@ -330,13 +329,10 @@ def actor_colours(frames: torch.Tensor, moving: torch.Tensor, rare: float) -> to
     """
     n, _, h, w = frames.shape
     b = _COLOUR_BINS
-    lab = kornia.color.rgb_to_lab(F.avg_pool2d(frames, 3, 1, 1, count_include_pad=False))
-    # L in 0..100, a and b in about -128..127 -> bin indices, one histogram per frame
-    lo = torch.tensor([0.0, -128.0, -128.0], device=frames.device)[:, None, None]
-    step = torch.tensor([100.0, 256.0, 256.0], device=frames.device)[:, None, None] / b
-    index = ((lab - lo) / step).long().clamp(0, b - 1)
-    key = (index[:, 0] * b + index[:, 1]) * b + index[:, 2]
-    key = key + torch.arange(n, device=frames.device)[:, None, None] * b**3
+    index = (frames * b).to(torch.int32).clamp_(0, b - 1)
+    # one histogram per frame: frame f's bins are f * b^3 ...
+    first = torch.arange(n, device=frames.device, dtype=torch.int32)[:, None, None] * b**3
+    key = ((index[:, 0] * b + index[:, 1]) * b + index[:, 2] + first).long()
 
     def shares(keys: torch.Tensor, totals: torch.Tensor) -> torch.Tensor:
         counts = torch.bincount(keys, minlength=n * b**3).float().view(n, 1, b, b, b)
