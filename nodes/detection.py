@@ -25,8 +25,9 @@ def _device(choice: str) -> torch.device:
 class MotionSightLoadDetector:
     DESCRIPTION = (
         "Choose the detector that finds the action objects. 'motion' needs no weights (it boxes what "
-        "moves after compensating the camera's motion, plus OpenCV's HOG people boxes when the objects name a "
-        "person, so a person whose legs stand still is boxed whole); 'grounding_dino' and 'owlv2' are open-vocabulary "
+        "moves after compensating the camera's motion, grown over the connected parts of its own rare colours "
+        "so a long train's still far cars join its moving near ones, plus OpenCV's HOG people boxes when the "
+        "objects name a person, so a person whose legs stand still is boxed whole); 'grounding_dino' and 'owlv2' are open-vocabulary "
         "transformers models loaded from a folder (or a name under models/<kind>); 'hog_people' is "
         "OpenCV's built-in people detector."
     )
