@@ -88,7 +88,7 @@ class MotionOptions:
         than 30% of it.
     flicker_persistence: motion that stays at the same place of the scene (camera motion
         undone) in at least this share of the frames, and goes every way rather than one
-        (temporal coherence of its residual flow under `_FLICKER_COHERENCE`), is dynamic
+        (temporal coherence of its residual flow under `_ONE_WAY_COHERENCE`), is dynamic
         texture, not an actor: water ripples, flicker, a fountain. An actor moves on and
         leaves its place (on the shared clips a labelled actor's moving pixels keep their
         place in a median 0.25-0.75 of the frames; synthetic ripples in all of them); a long
@@ -104,7 +104,7 @@ class MotionOptions:
         colours (`actor_colours`: rare in the frame, with under this share of the frame's
         pixels within one colour bin of them, and at least `_ACTOR_COLOUR_LIFT` times more
         frequent among the moving pixels than in the frame), where its coherently moving pixels
-        (temporal coherence at least `_FLICKER_COHERENCE`) cover at least `_ACTOR_COLOUR_COVER`
+        (temporal coherence at least `_ONE_WAY_COHERENCE`) cover at least `_ACTOR_COLOUR_COVER`
         of that connected region: the far cars of a train, which barely move in the image.
         Ground, sky and other common colours never join, nor does texture that moves every way
         (water). 0 turns it off; 0.02 to 0.8 measure the same on the bench; at 0.01 the
@@ -421,11 +421,12 @@ def scene_persistence(moving: torch.Tensor, homs: np.ndarray, baseline: int) -> 
     return out
 
 
-# A region of persistent motion whose median temporal coherence is below this is texture: a
-# long slow train also keeps its place but moves one way (median 0.91 on desert_train),
-# ripples every way (0.26-0.31). Per pixel the two overlap (14 frame pairs are few), per
-# region they do not.
-_FLICKER_COHERENCE = 0.5
+# Motion whose temporal coherence is at least this goes one way; below it, every way. A region
+# of persistent motion whose median coherence is below this is texture: a long slow train also
+# keeps its place but moves one way (median 0.91 on desert_train), ripples every way
+# (0.26-0.31). Per pixel the two overlap (14 frame pairs are few), per region they do not.
+# Only pixels that move one way seed the actor-colour growth (0.4 to 0.6 measure the same).
+_ONE_WAY_COHERENCE = 0.5
 
 
 def temporal_coherence(residual: torch.Tensor, window: int) -> torch.Tensor:
@@ -456,13 +457,13 @@ def temporal_coherence(residual: torch.Tensor, window: int) -> torch.Tensor:
 
 def incoherent_places(places: torch.Tensor, coherence: torch.Tensor) -> torch.Tensor:
     """The connected regions of `places` `[h, w]` bool whose median `coherence` `[h, w]` is
-    below `_FLICKER_COHERENCE`, as a bool `[h, w]` mask."""
+    below `_ONE_WAY_COHERENCE`, as a bool `[h, w]` mask."""
     count, labels = cv2.connectedComponents(places.cpu().numpy().astype(np.uint8), connectivity=8)
     labels_t = torch.from_numpy(labels).to(coherence.device)
     out = torch.zeros_like(places, dtype=torch.bool)
     for region in range(1, count):  # a few regions, not pixels
         inside = labels_t == region
-        if float(coherence[inside].median()) < _FLICKER_COHERENCE:
+        if float(coherence[inside].median()) < _ONE_WAY_COHERENCE:
             out |= inside
     return out
 
@@ -547,7 +548,7 @@ def motion_masks(
         # shares its colours. Grown from coherent motion only: texture that moves every way
         # (water) would spread over its own colours
         moving = mask[:, 0] > 0.5
-        coherent = moving & (coherence >= _FLICKER_COHERENCE)
+        coherent = moving & (coherence >= _ONE_WAY_COHERENCE)
         colours = actor_colours(frames, moving, options.colour_growth)
         min_pixels = max(1, round(options.min_area * h * w))
         grown = _grow(coherent, colours, _ACTOR_COLOUR_COVER, min_pixels)
