@@ -530,7 +530,9 @@ def motion_masks(
     k = max(3, int(round(options.close_fraction * max(h, w))) | 1)
     mask = _dilate(_erode(mask, 3), 3)
     mask = _erode(_dilate(mask, k), k)
-    coherence = temporal_coherence(residual, k)  # [h, w]: 1 where motion goes one way
+    # [h, w]: 1 where motion goes one way; read by the persistence rule and the colour growth
+    if options.flicker_persistence > 0 or options.colour_growth > 0:
+        coherence = temporal_coherence(residual, k)
     if options.flicker_persistence > 0:
         # dynamic texture (water, flicker) keeps moving where it is; an actor moves on. Judged
         # on the masks spread by the closing size: a texture's motion is patchy frame to frame
